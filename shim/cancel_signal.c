@@ -1,0 +1,136 @@
+/* The cancel signal.
+ *
+ * Ours is told apart from the application's by how it was sent: the watcher
+ * uses rt_tgsigqueueinfo with SI_QUEUE, our pid and a per-process cookie.
+ * Anything else is the application's and goes to the action it installed.
+ *
+ * The handler only moves the program counter (see syscall_cp_x86_64.S): no
+ * allocation, no lock, no stdio, errno saved. */
+#include "cancel_signal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "process.h"
+#include "raw_syscall.h"
+#include "real.h"
+#include "threads.h"
+
+/* The application's action for our signal. Two copies so the handler always
+ * reads a whole one while sigaction() writes the other. */
+static struct sigaction app_actions[2];
+static _Atomic int app_current;
+static _Atomic int installed;
+
+int cs_signal_is_ours(int signo)
+{
+	return signo == cs_proc.cfg.signo && atomic_load_explicit(&cs_proc.active, memory_order_relaxed);
+}
+
+static void run_app_action(int signo, siginfo_t *si, void *uc)
+{
+	int current = atomic_load(&app_current);
+	struct sigaction *a = &app_actions[current];
+	sigset_t old;
+
+	if (a->sa_handler == SIG_IGN)
+		return;
+	if (a->sa_handler == SIG_DFL) {
+		/* The default action of a real-time or user signal ends the
+		 * process: let the kernel do it once this handler returns. */
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		cs_real.sigaction(signo, &dfl, NULL);
+		cs_raw3(SYS_tgkill, cs_proc.pid, cs_raw0(SYS_gettid), signo);
+		return;
+	}
+	cs_raw4(SYS_rt_sigprocmask, SIG_BLOCK, &a->sa_mask, &old, 8);
+	if (a->sa_flags & SA_SIGINFO)
+		a->sa_sigaction(signo, si, uc);
+	else
+		a->sa_handler(signo);
+	cs_raw4(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
+	if (a->sa_flags & SA_RESETHAND) {
+		app_actions[!current].sa_handler = SIG_DFL;
+		app_actions[!current].sa_flags = 0;
+		atomic_store(&app_current, !current);
+	}
+}
+
+static void on_signal(int signo, siginfo_t *si, void *ucv)
+{
+	int saved = errno;
+
+	if (si->si_code == SI_QUEUE && si->si_pid == cs_proc.pid &&
+	    (uint32_t)si->si_value.sival_int == cs_proc.cookie) {
+		ucontext_t *uc = ucv;
+		uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+		struct cs_thread *t = cs_tls.rec;
+
+		if (t && pc >= (uintptr_t)cs_cp_begin && pc < (uintptr_t)cs_cp_end &&
+		    (atomic_load(&t->state) & CS_ST_CANCEL))
+			uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)cs_cp_cancel;
+	} else {
+		run_app_action(signo, si, ucv);
+	}
+	errno = saved;
+}
+
+int cs_signal_install(void)
+{
+	struct sigaction sa, old;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_signal;
+	/* SA_RESTART: a call the signal catches outside the cancellable range
+	 * is restarted, so the application never sees a stray EINTR from us.
+	 * Inside the range the handler redirects the call whatever the kernel
+	 * decided about restarting it. */
+	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	if (cs_real.sigaction(cs_proc.cfg.signo, &sa, &old) < 0)
+		return -errno;
+	if (old.sa_sigaction != on_signal)
+		app_actions[0] = old;
+	atomic_store(&app_current, 0);
+	atomic_store(&installed, 1);
+	return 0;
+}
+
+int cs_signal_send(int tid)
+{
+	siginfo_t info;
+
+	memset(&info, 0, sizeof info);
+	info.si_signo = cs_proc.cfg.signo;
+	info.si_code = SI_QUEUE;
+	info.si_pid = cs_proc.pid;
+	info.si_uid = getuid();
+	info.si_value.sival_int = (int)cs_proc.cookie;
+	return (int)cs_raw4(SYS_rt_tgsigqueueinfo, cs_proc.pid, tid, cs_proc.cfg.signo, &info);
+}
+
+int cs_signal_app_action(const struct sigaction *act, struct sigaction *old)
+{
+	if (!atomic_load(&installed))
+		return cs_real.sigaction(cs_proc.cfg.signo, act, old);
+	int current = atomic_load(&app_current);
+	if (old)
+		*old = app_actions[current];
+	if (act) {
+		app_actions[!current] = *act;
+		atomic_store(&app_current, !current);
+	}
+	return 0;
+}
+
+const sigset_t *cs_signal_strip(const sigset_t *mask, sigset_t *copy)
+{
+	if (!mask || !atomic_load_explicit(&cs_proc.active, memory_order_relaxed) ||
+	    !sigismember(mask, cs_proc.cfg.signo))
+		return mask;
+	*copy = *mask;
+	sigdelset(copy, cs_proc.cfg.signo);
+	return copy;
+}

@@ -1,0 +1,97 @@
+/* What the shim knows about each file descriptor: one 64-bit word per fd,
+ * read lock-free on every intercepted call.
+ *
+ * The table has two levels (1024 pages of 1024 words) so it costs nothing in
+ * a program that never accepts, and a page is allocated the first time a
+ * descriptor in its range needs remembering. Descriptors at or above
+ * CS_FD_MAX are never tracked.
+ *
+ * A word is 0 when nothing is known. Otherwise bits 32-34 hold its kind:
+ *
+ *  CLIENT    an accepted stream socket (TCP or AF_UNIX): a client connection.
+ *            bits 0-31   generation: the connection's identity. A descriptor
+ *                        number is reused; a generation is not (hazard: the
+ *                        wrong request cancelled after fd reuse).
+ *            bit 35      DEAD: the watcher saw the peer go away.
+ *            bit 36      REGISTERED: the watcher watches it.
+ *  LISTENER  a listening socket.
+ *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
+ *                        counts as a client connection.
+ *  EPOLL     an epoll instance, summarised for the multiplexing rule.
+ *            bits 35-36  client connections added (0, 1, 2 = two or more)
+ *            bit 37      a listener was added
+ *            bits 0-31 / 40-63  generation and fd of the single client
+ *  OTHER     anything else, with its call class in bits 35-37 (enum cs_fdclass).
+ */
+#ifndef CS_FDTABLE_H
+#define CS_FDTABLE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define CS_FD_PAGE_BITS 10
+#define CS_FD_PAGE_SIZE (1u << CS_FD_PAGE_BITS)
+#define CS_FD_PAGES 1024u
+#define CS_FD_MAX (CS_FD_PAGE_SIZE * CS_FD_PAGES)
+
+enum cs_kind { CS_KIND_NONE = 0, CS_KIND_CLIENT = 1, CS_KIND_LISTENER = 2, CS_KIND_EPOLL = 3, CS_KIND_OTHER = 4 };
+
+/* Call classes of descriptors that are not client connections. */
+enum cs_fdclass {
+	CS_FDCLASS_NET = 1,	/* a socket */
+	CS_FDCLASS_FILE = 2,	/* regular file, block device */
+	CS_FDCLASS_PIPE = 3,	/* pipe, FIFO, terminal, character device */
+	CS_FDCLASS_WAITOBJ = 4,	/* eventfd, timerfd, signalfd...: waiting for something */
+	CS_FDCLASS_EXEMPT = 5,	/* directories, epoll: never failed */
+};
+
+#define CS_SLOT_GEN_MASK 0xffffffffull
+#define CS_SLOT_KIND(s) ((enum cs_kind)(((s) >> 32) & 7))
+#define CS_SLOT_MAKE(kind, low32) (((uint64_t)(kind) << 32) | (uint32_t)(low32))
+
+#define CS_CLIENT_DEAD (1ull << 35)
+#define CS_CLIENT_REGISTERED (1ull << 36)
+
+#define CS_LISTENER_TYPE_KNOWN (1ull << 35)
+#define CS_LISTENER_STREAM (1ull << 36)
+
+#define CS_EPOLL_NCLIENTS(s) ((unsigned)(((s) >> 35) & 3))
+#define CS_EPOLL_WITH_NCLIENTS(s, n) (((s) & ~(3ull << 35)) | ((uint64_t)(n) << 35))
+#define CS_EPOLL_LISTENER (1ull << 37)
+#define CS_EPOLL_SINGLE_FD(s) ((int)((s) >> 40))
+#define CS_EPOLL_WITH_SINGLE(s, fd, gen) \
+	(((s) & ~(CS_SLOT_GEN_MASK | (0xffffffull << 40))) | ((uint64_t)(fd) << 40) | (uint32_t)(gen))
+
+#define CS_OTHER_CLASS(s) ((enum cs_fdclass)(((s) >> 35) & 7))
+#define CS_OTHER_MAKE(cls) (CS_SLOT_MAKE(CS_KIND_OTHER, 0) | ((uint64_t)(cls) << 35))
+
+extern _Atomic(_Atomic uint64_t *) cs_fd_pages[CS_FD_PAGES];
+
+/* The word for fd, or 0. A few instructions: this is on every call. */
+static inline uint64_t cs_fd_get(int fd)
+{
+	_Atomic uint64_t *page;
+	if ((unsigned)fd >= CS_FD_MAX)
+		return 0;
+	page = atomic_load_explicit(&cs_fd_pages[(unsigned)fd >> CS_FD_PAGE_BITS], memory_order_acquire);
+	if (!page)
+		return 0;
+	return atomic_load_explicit(&page[fd & (CS_FD_PAGE_SIZE - 1)], memory_order_relaxed);
+}
+
+/* The word itself, allocating its page; NULL if fd is out of range or memory
+ * is short. */
+_Atomic uint64_t *cs_fd_ref(int fd);
+
+/* The word itself if its page exists, else NULL. Never allocates. */
+_Atomic uint64_t *cs_fd_ref_existing(int fd);
+
+/* Replaces the word and returns the old one. With allocate == 0 a missing
+ * page means nothing is known and nothing is stored (programs that never
+ * accept stay free of allocations). */
+uint64_t cs_fd_exchange(int fd, uint64_t value, int allocate);
+
+/* Calls fn on every non-zero word in [first, last]. */
+void cs_fd_for_each(unsigned first, unsigned last, void (*fn)(int fd, _Atomic uint64_t *slot, void *arg), void *arg);
+
+#endif

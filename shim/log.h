@@ -1,0 +1,19 @@
+/* One-line messages on stderr: "cancelshim[PID]: LEVEL: text". Written with
+ * one raw write(2) so a line is never interleaved and never re-enters the
+ * shim. Never call from a signal handler (it formats with vsnprintf). */
+#ifndef CS_LOG_H
+#define CS_LOG_H
+
+#include "config.h"
+
+/* The level in force; set once from the settings. */
+extern enum cs_log_level cs_log_level;
+
+void cs_log(enum cs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define cs_error(...) cs_log(CS_LOG_ERROR, __VA_ARGS__)
+#define cs_warn(...) cs_log(CS_LOG_WARN, __VA_ARGS__)
+#define cs_info(...) cs_log(CS_LOG_INFO, __VA_ARGS__)
+#define cs_debug(...) do { if (__builtin_expect(cs_log_level >= CS_LOG_DEBUG, 0)) cs_log(CS_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

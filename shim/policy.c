@@ -1,0 +1,432 @@
+#include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "cancel_signal.h"
+#include "log.h"
+#include "process.h"
+#include "raw_syscall.h"
+#include "stats.h"
+#include "watcher.h"
+
+/* ---- Binding ------------------------------------------------------------ */
+
+/* Hands connection gen (seen through fd) to the watcher, once per
+ * connection: the REGISTERED bit is claimed first so two threads binding at
+ * once register it once. */
+static void register_connection(int fd, uint64_t slot)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
+	uint32_t gen = (uint32_t)slot;
+	uint64_t s;
+	int err;
+
+	if (!ref)
+		return;
+	s = atomic_load(ref);
+	for (;;) {
+		if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (uint32_t)s != gen || (s & CS_CLIENT_REGISTERED))
+			return;
+		if (atomic_compare_exchange_weak(ref, &s, s | CS_CLIENT_REGISTERED))
+			break;
+	}
+	err = cs_watcher_add(fd, gen);
+	if (err && atomic_load(&cs_proc.active))
+		cs_warn("cannot watch client fd %d: error %d; its disconnect will not cancel anything", fd, -err);
+}
+
+/* Binds the calling thread to the client connection behind fd. */
+static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
+{
+	uint32_t gen = (uint32_t)slot;
+	uint64_t now, expected;
+
+	if (cs_tls.loop)
+		return;
+	if (!t && !(t = cs_process_thread()))
+		return;
+	/* A new binding drops the previous one, and its cancel flag with it. */
+	atomic_store(&t->state, gen);
+	t->bound_fd = fd;
+	if (!(slot & CS_CLIENT_REGISTERED))
+		register_connection(fd, slot);
+	/* The client may be gone already (see disconnect.c for the order). */
+	now = cs_fd_get(fd);
+	if (CS_SLOT_KIND(now) == CS_KIND_CLIENT && (uint32_t)now == gen && (now & CS_CLIENT_DEAD)) {
+		expected = gen;
+		atomic_compare_exchange_strong(&t->state, &expected, gen | CS_ST_CANCEL);
+	}
+}
+
+static void unbind_if(uint32_t gen)
+{
+	struct cs_thread *t = cs_tls.rec;
+	uint64_t s;
+
+	if (!t)
+		return;
+	s = atomic_load(&t->state);
+	if ((uint32_t)s == gen && gen)
+		atomic_compare_exchange_strong(&t->state, &s, 0);
+}
+
+/* In a fork child, the forking thread's binding survives but the parent's
+ * watcher does not: register the connection with the child's. */
+static void rearm_after_fork(void)
+{
+	struct cs_thread *t = cs_tls.rec;
+	uint64_t slot;
+
+	if (!atomic_exchange(&cs_proc.rearm, 0) || !t)
+		return;
+	slot = cs_fd_get(t->bound_fd);
+	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && (uint32_t)slot == (uint32_t)atomic_load(&t->state))
+		register_connection(t->bound_fd, slot);
+}
+
+/* ---- Call classes ------------------------------------------------------- */
+
+/* What a descriptor nobody told us about is, found once with fstat (and, for
+ * a socket, whether it listens) and remembered in the table. */
+static uint64_t classify(int fd)
+{
+	struct stat st;
+	uint64_t value;
+	int listening = 0;
+	socklen_t len = sizeof listening;
+
+	if (cs_raw2(SYS_fstat, fd, &st) < 0)
+		return 0;
+	switch (st.st_mode & S_IFMT) {
+	case S_IFSOCK:
+		if (cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, (long)&listening, (long)&len, 0) == 0 && listening)
+			value = CS_SLOT_MAKE(CS_KIND_LISTENER, 0);
+		else
+			value = CS_OTHER_MAKE(CS_FDCLASS_NET);
+		break;
+	case S_IFREG:
+	case S_IFBLK:
+		value = CS_OTHER_MAKE(CS_FDCLASS_FILE);
+		break;
+	case S_IFIFO:
+	case S_IFCHR:
+		value = CS_OTHER_MAKE(CS_FDCLASS_PIPE);
+		break;
+	case 0:	/* anonymous inodes: eventfd, timerfd, signalfd... */
+		value = CS_OTHER_MAKE(CS_FDCLASS_WAITOBJ);
+		break;
+	default:
+		value = CS_OTHER_MAKE(CS_FDCLASS_EXEMPT);
+		break;
+	}
+	_Atomic uint64_t *ref = cs_fd_ref(fd);
+	if (ref) {
+		uint64_t expected = 0;
+		atomic_compare_exchange_strong(ref, &expected, value);
+	}
+	return value;
+}
+
+/* The CS_CLASS_* bit a call on fd belongs to; 0 for never failed. */
+static unsigned call_class(int fd, uint64_t slot)
+{
+	static const unsigned by_fdclass[8] = {
+		[CS_FDCLASS_NET] = CS_CLASS_NET,
+		[CS_FDCLASS_FILE] = CS_CLASS_FILE,
+		[CS_FDCLASS_PIPE] = CS_CLASS_PIPE,
+		[CS_FDCLASS_WAITOBJ] = CS_CLASS_WAIT,
+	};
+
+	if (fd <= 2)	/* stdin, stdout, stderr: the error path's logs */
+		return 0;
+	if (CS_SLOT_KIND(slot) == CS_KIND_NONE)
+		slot = classify(fd);
+	if (CS_SLOT_KIND(slot) != CS_KIND_OTHER)
+		return 0;
+	return by_fdclass[CS_OTHER_CLASS(slot)];
+}
+
+/* ---- I/O ---------------------------------------------------------------- */
+
+struct cs_thread *cs_io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait)
+{
+	struct cs_thread *result = NULL;
+	int saved = errno;
+
+	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed) || cs_tls.busy)
+		return NULL;
+	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT) {
+		bind_to(t, fd, slot);	/* I/O on another client: it serves that one now */
+	} else {
+		if (atomic_load_explicit(&cs_proc.rearm, memory_order_relaxed))
+			rearm_after_fork();
+		if (!dontwait && (call_class(fd, slot) & cs_proc.cfg.calls))
+			result = t;
+	}
+	errno = saved;
+	return result;
+}
+
+static void count_failure(unsigned cls, const char *what, int fd)
+{
+	cs_stat_add(cls == CS_CLASS_WAIT ? CS_STAT_FAILED_WAIT : cls == CS_CLASS_FILE ? CS_STAT_FAILED_FILE
+		    : cls == CS_CLASS_PIPE ? CS_STAT_FAILED_PIPE : CS_STAT_FAILED_NET, 1);
+	cs_debug("ECANCELED %s fd=%d", what, fd);
+}
+
+long cs_io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	uint64_t st;
+	long r, fl;
+
+	atomic_fetch_or(&t->state, CS_ST_INCALL);
+	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
+	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
+	if ((r != -ECANCELED && r != -EINTR) || !(st & CS_ST_CANCEL))
+		return r;
+	/* Cancelled. A non-blocking call is never failed: issue it for real. */
+	fl = cs_raw2(SYS_fcntl, fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		return CS_REISSUE;
+	count_failure(call_class(fd, cs_fd_get(fd)), "io", fd);
+	return -ECANCELED;
+}
+
+/* ---- Waits -------------------------------------------------------------- */
+
+static void add_client(struct cs_wait_scan *w, uint32_t gen, int fd)
+{
+	if (w->clients == 0) {
+		w->clients = 1;
+		w->client_gen = gen;
+		w->client_fd = fd;
+	} else if (gen != w->client_gen) {
+		w->clients = 2;
+	}
+}
+
+static void fold_epoll(struct cs_wait_scan *w, uint64_t e)
+{
+	unsigned n = CS_EPOLL_NCLIENTS(e);
+
+	if (e & CS_EPOLL_LISTENER)
+		w->listener = 1;
+	if (n >= 2) {
+		w->clients = 2;
+	} else if (n == 1) {
+		int fd = CS_EPOLL_SINGLE_FD(e);
+		uint64_t s = cs_fd_get(fd);
+		if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == (uint32_t)e)
+			add_client(w, (uint32_t)e, fd);
+	}
+}
+
+void cs_wait_scan_fd(struct cs_wait_scan *w, int fd)
+{
+	uint64_t s = cs_fd_get(fd);
+
+	switch (CS_SLOT_KIND(s)) {
+	case CS_KIND_CLIENT:
+		add_client(w, (uint32_t)s, fd);
+		break;
+	case CS_KIND_LISTENER:
+		w->listener = 1;
+		break;
+	case CS_KIND_EPOLL:
+		fold_epoll(w, s);
+		break;
+	default:
+		break;
+	}
+}
+
+void cs_wait_scan_epoll(struct cs_wait_scan *w, int epfd)
+{
+	uint64_t s = cs_fd_get(epfd);
+	if (CS_SLOT_KIND(s) == CS_KIND_EPOLL)
+		fold_epoll(w, s);
+}
+
+struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan *w, int zero_timeout)
+{
+	struct cs_thread *result = NULL;
+	int saved = errno;
+
+	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed) || cs_tls.busy)
+		return NULL;
+	if (w->listener || w->clients >= 2) {
+		/* A multiplexing wait: the thread is back in its event loop and
+		 * done with the request it served. A loop over clients is never
+		 * bound again; one over listeners only is an acceptor. */
+		atomic_store(&t->state, 0);
+		if (w->clients && !cs_tls.loop) {
+			cs_tls.loop = 1;
+			cs_stat_add(CS_STAT_LOOP_THREADS, 1);
+			cs_debug("thread %ld runs an event loop: never cancelled", cs_raw0(SYS_gettid));
+		}
+	} else if (w->clients == 1) {
+		/* Waiting on one client's socket: its own events end the wait
+		 * naturally, and the thread serves that client. */
+		if (w->client_gen != (uint32_t)atomic_load(&t->state))
+			bind_to(t, w->client_fd, cs_fd_get(w->client_fd));
+	} else {
+		if (atomic_load_explicit(&cs_proc.rearm, memory_order_relaxed))
+			rearm_after_fork();
+		if (!zero_timeout && (cs_proc.cfg.calls & CS_CLASS_WAIT))
+			result = t;
+	}
+	errno = saved;
+	return result;
+}
+
+long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	uint64_t st;
+	long r;
+
+	atomic_fetch_or(&t->state, CS_ST_INCALL);
+	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
+	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
+	if ((r == -ECANCELED || r == -EINTR) && (st & CS_ST_CANCEL)) {
+		count_failure(CS_CLASS_WAIT, "wait", -1);
+		return -ECANCELED;
+	}
+	return r;
+}
+
+/* ---- Descriptor life cycle ---------------------------------------------- */
+
+void cs_fd_accept_begin(void)
+{
+	struct cs_thread *t = cs_tls.rec;
+	/* An acceptor serves no one: accept ends the binding. */
+	if (t && (atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN))
+		atomic_store(&t->state, 0);
+}
+
+void cs_fd_closing(int fd, uint64_t slot)
+{
+	uint64_t old = cs_fd_exchange(fd, 0, 0);
+	if (CS_SLOT_KIND(old) == CS_KIND_CLIENT)
+		unbind_if((uint32_t)old);
+}
+
+static void close_one(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t old = atomic_exchange(slot, 0);
+	(void)fd, (void)arg;
+	if (CS_SLOT_KIND(old) == CS_KIND_CLIENT)
+		unbind_if((uint32_t)old);
+}
+
+void cs_fd_closing_range(unsigned first, unsigned last)
+{
+	cs_fd_for_each(first, last, close_one, NULL);
+}
+
+void cs_fd_duplicated(int oldfd, int newfd)
+{
+	uint64_t s = cs_fd_get(oldfd);
+	uint64_t prev = cs_fd_exchange(newfd, s, 1);
+	/* dup2 over a client socket closed it implicitly. */
+	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT && (uint32_t)prev != (uint32_t)s)
+		unbind_if((uint32_t)prev);
+}
+
+void cs_fd_created(int fd, enum cs_fdclass cls)
+{
+	/* A new descriptor replaces whatever an unseen close left behind. */
+	uint64_t prev = cs_fd_exchange(fd, cls ? CS_OTHER_MAKE(cls) : 0, 0);
+	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
+		unbind_if((uint32_t)prev);
+}
+
+void cs_fd_listening(int fd)
+{
+	_Atomic uint64_t *ref = cs_fd_ref(fd);
+	uint64_t s;
+
+	if (!ref)
+		return;
+	s = atomic_load(ref);
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER)
+		atomic_store(ref, CS_SLOT_MAKE(CS_KIND_LISTENER, 0));
+}
+
+void cs_fd_epoll_created(int epfd)
+{
+	uint64_t prev = cs_fd_exchange(epfd, CS_SLOT_MAKE(CS_KIND_EPOLL, 0), 0);
+	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
+		unbind_if((uint32_t)prev);
+}
+
+/* Folds what fd is into the summary of the epoll set epfd. */
+static uint64_t epoll_with(uint64_t e, int fd, uint64_t s)
+{
+	unsigned n = CS_EPOLL_NCLIENTS(e);
+
+	switch (CS_SLOT_KIND(s)) {
+	case CS_KIND_LISTENER:
+		return e | CS_EPOLL_LISTENER;
+	case CS_KIND_EPOLL:	/* a nested set counts with what it holds */
+		if (s & CS_EPOLL_LISTENER)
+			e |= CS_EPOLL_LISTENER;
+		if (CS_EPOLL_NCLIENTS(s))
+			e = CS_EPOLL_WITH_NCLIENTS(e, n + CS_EPOLL_NCLIENTS(s) > 2 ? 2 : n + CS_EPOLL_NCLIENTS(s));
+		return e;
+	case CS_KIND_CLIENT:
+		if (n == 0)
+			return CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1), fd, (uint32_t)s);
+		if (n == 1) {
+			/* The single client may be closed by now (removed
+			 * from the set without epoll_ctl): then replace it. */
+			uint64_t single = cs_fd_get(CS_EPOLL_SINGLE_FD(e));
+			if (CS_SLOT_KIND(single) != CS_KIND_CLIENT || (uint32_t)single != (uint32_t)e)
+				return CS_EPOLL_WITH_SINGLE(e, fd, (uint32_t)s);
+			if ((uint32_t)e != (uint32_t)s)
+				return CS_EPOLL_WITH_NCLIENTS(e, 2);
+		}
+		return e;
+	default:
+		return e;
+	}
+}
+
+void cs_fd_epoll_added(int epfd, int fd)
+{
+	uint64_t s = cs_fd_get(fd), e;
+	_Atomic uint64_t *ref;
+	int saved = errno;
+
+	if (CS_SLOT_KIND(s) == CS_KIND_NONE)
+		s = classify(fd);	/* a listener we did not see created */
+	if (CS_SLOT_KIND(s) != CS_KIND_CLIENT && CS_SLOT_KIND(s) != CS_KIND_LISTENER && CS_SLOT_KIND(s) != CS_KIND_EPOLL)
+		goto out;
+	if (!(ref = cs_fd_ref(epfd)))
+		goto out;
+	e = atomic_load(ref);
+	for (;;) {
+		uint64_t base = CS_SLOT_KIND(e) == CS_KIND_EPOLL ? e : CS_SLOT_MAKE(CS_KIND_EPOLL, 0);
+		uint64_t next = epoll_with(base, fd, s);
+		if (next == e || atomic_compare_exchange_weak(ref, &e, next))
+			break;
+	}
+out:
+	errno = saved;
+}
+
+void cs_fd_epoll_removed(int epfd, int fd)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(epfd);
+	uint64_t s = cs_fd_get(fd), e;
+
+	if (!ref || CS_SLOT_KIND(s) != CS_KIND_CLIENT)
+		return;
+	e = atomic_load(ref);
+	if (CS_SLOT_KIND(e) == CS_KIND_EPOLL && CS_EPOLL_NCLIENTS(e) == 1 && CS_EPOLL_SINGLE_FD(e) == fd &&
+	    (uint32_t)e == (uint32_t)s)
+		atomic_compare_exchange_strong(ref, &e, CS_EPOLL_WITH_NCLIENTS(e, 0));
+}

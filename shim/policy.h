@@ -1,0 +1,92 @@
+/* The rules: which thread is bound to which client, which calls a cancelled
+ * thread has failed, which waits are event loops. The wrappers (wrap_*.c)
+ * ask these functions and do nothing else of their own.
+ *
+ * Fast paths are inline and a handful of instructions: a thread that serves
+ * no client, or a call on the thread's own client socket, goes straight to
+ * libc. */
+#ifndef CS_POLICY_H
+#define CS_POLICY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "fdtable.h"
+#include "threads.h"
+
+/* A result that means "issue the call through libc after all": a cancelled
+ * thread's call turned out to be non-blocking. */
+#define CS_REISSUE (-100000L)
+
+struct cs_thread *cs_io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait);
+
+/* Before I/O on fd. NULL: pass the call through to libc. Otherwise the call
+ * goes through cs_io_call() for this thread. dontwait: MSG_DONTWAIT given. */
+static inline struct cs_thread *cs_io_enter(int fd, int dontwait)
+{
+	struct cs_thread *t = cs_tls.rec;
+	uint64_t slot = cs_fd_get(fd);
+	uint64_t st = t ? atomic_load_explicit(&t->state, memory_order_relaxed) : 0;
+
+	if (__builtin_expect(CS_SLOT_KIND(slot) != CS_KIND_CLIENT, 1)) {
+		if (__builtin_expect(!(st & CS_ST_GEN), 1))
+			return NULL;	/* not serving anyone */
+	} else if ((uint32_t)slot == (uint32_t)st) {
+		return NULL;		/* the thread's own client: natural results */
+	}
+	return cs_io_slow(t, fd, slot, dontwait);
+}
+
+/* Issues system call nr for a bound thread so that a cancel interrupts it.
+ * Returns the raw result (-errno), -ECANCELED, or CS_REISSUE. */
+long cs_io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+
+/* Waits. A wait is scanned only when the calling thread is bound. */
+struct cs_wait_scan {
+	int clients;		/* distinct client connections watched (up to 2) */
+	uint32_t client_gen;	/* the first one */
+	int client_fd;
+	int listener;		/* a listening socket is watched */
+};
+
+static inline struct cs_thread *cs_wait_bound(void)
+{
+	struct cs_thread *t = cs_tls.rec;
+	if (__builtin_expect(!t, 1))
+		return NULL;
+	return (atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN) ? t : NULL;
+}
+
+void cs_wait_scan_fd(struct cs_wait_scan *w, int fd);
+void cs_wait_scan_epoll(struct cs_wait_scan *w, int epfd);
+
+/* After the scan: NULL to pass the wait through (it is an event loop's, or
+ * watches a client whose own events will end it, or has a zero timeout, or
+ * waits are not a cancelled class); else the thread, and the wait goes
+ * through cs_wait_call(). */
+struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan *w, int zero_timeout);
+
+/* A sleep or wait with nothing to scan. */
+static inline struct cs_thread *cs_sleep_enter(int zero_timeout)
+{
+	struct cs_thread *t = cs_wait_bound();
+	static const struct cs_wait_scan none;
+	return t ? cs_wait_decide(t, &none, zero_timeout) : NULL;
+}
+
+/* Issues a wait; returns the raw result or -ECANCELED. */
+long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+
+/* Descriptor life cycle, from the wrappers in wrap_fd.c. */
+void cs_fd_accept_begin(void);
+void cs_fd_closing(int fd, uint64_t slot);
+void cs_fd_closing_range(unsigned first, unsigned last);
+void cs_fd_duplicated(int oldfd, int newfd);
+void cs_fd_created(int fd, enum cs_fdclass cls);	/* 0: class unknown */
+void cs_fd_listening(int fd);
+void cs_fd_epoll_created(int epfd);
+void cs_fd_epoll_added(int epfd, int fd);
+void cs_fd_epoll_removed(int epfd, int fd);
+
+#endif

@@ -1,0 +1,186 @@
+/* The shim's life in a process: settings read at load (nothing else happens
+ * then: no thread, no allocation beyond dlsym's), the machinery started the
+ * first time a thread binds to a client, and the reset a fork child needs. */
+#include "process.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "cancel_signal.h"
+#include "fdtable.h"
+#include "log.h"
+#include "policy.h"
+#include "raw_syscall.h"
+#include "real.h"
+#include "stats.h"
+#include "threads.h"
+#include "watcher.h"
+
+struct cs_process cs_proc = { .pid = 0, .active = 0 };
+_Atomic uint64_t cs_stats[CS_STAT_COUNT];
+
+static const char *env(const char *name)
+{
+	return getenv(name);
+}
+
+__attribute__((constructor)) static void cs_load(void)
+{
+	char err[256], calls[64], sig[32];
+	int saved = errno;
+
+	/* Even a shim that is off forwards every call, so resolve first. */
+	cs_real_resolve();
+	if (cs_config_load(&cs_proc.cfg, env, err, sizeof err) < 0) {
+		cs_log_level = cs_proc.cfg.log;
+		cs_error("%s; the shim is off for this process", err);
+		goto out;
+	}
+	cs_log_level = cs_proc.cfg.log;
+	if (cs_proc.cfg.mode == CS_MODE_OFF) {
+		cs_info("off (CANCELSHIM_MODE=off)");
+		goto out;
+	}
+	if (cs_proc.cfg.mode == CS_MODE_EBPF)
+		cs_warn("CANCELSHIM_MODE=ebpf: the kernel-assisted watcher is not in this build; using epoll");
+	cs_proc.pid = (int)cs_raw0(SYS_getpid);
+	if (cs_raw3(SYS_getrandom, &cs_proc.cookie, sizeof cs_proc.cookie, 1 /* GRND_NONBLOCK */) != sizeof cs_proc.cookie)
+		cs_proc.cookie = (uint32_t)cs_proc.pid * 2654435761u ^ (uint32_t)time(NULL);
+	atomic_store(&cs_proc.next_gen, 1);
+	cs_calls_format(cs_proc.cfg.calls, calls, sizeof calls);
+	cs_signal_format(cs_proc.cfg.signo, sig, sizeof sig);
+	atomic_store(&cs_proc.active, 1);
+	cs_info("active: mode epoll, on %s, calls %s, signal %s", cs_on_name(cs_proc.cfg.on), calls, sig);
+out:
+	errno = saved;
+}
+
+void cs_process_fail(const char *what, int err)
+{
+	if (atomic_exchange(&cs_proc.active, 0))
+		cs_error("%s (%s); passing every call through from now on", what, strerror(err));
+}
+
+uint32_t cs_process_new_gen(void)
+{
+	uint32_t gen;
+	do
+		gen = atomic_fetch_add_explicit(&cs_proc.next_gen, 1, memory_order_relaxed);
+	while (gen == 0);
+	return gen;
+}
+
+static void clear_registered(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	(void)fd, (void)arg;
+	if (CS_SLOT_KIND(atomic_load(slot)) == CS_KIND_CLIENT)
+		atomic_fetch_and(slot, ~CS_CLIENT_REGISTERED);
+}
+
+/* Only the forking thread exists in the child, and the parent's watcher
+ * thread is not among the survivors. Nothing here takes a lock. */
+static void atfork_child(void)
+{
+	struct cs_thread *t = cs_tls.rec;
+
+	cs_proc.pid = (int)cs_raw0(SYS_getpid);
+	cs_watcher_after_fork_child();
+	cs_threads_after_fork_child((int)cs_raw0(SYS_gettid));
+	cs_fd_for_each(0, CS_FD_MAX - 1, clear_registered, NULL);
+	/* A prefork parent's loop is not the child's: the child decides anew. */
+	cs_tls.loop = 0;
+	if (t && (atomic_load(&t->state) & CS_ST_GEN))
+		atomic_store(&cs_proc.rearm, 1);
+}
+
+static void need_atfork(void)
+{
+	if (!atomic_exchange(&cs_proc.atfork, 1))
+		pthread_atfork(NULL, NULL, atfork_child);
+}
+
+void cs_process_accepted(int lfd, int fd)
+{
+	_Atomic uint64_t *lref;
+	uint64_t ls;
+
+	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
+		return;
+	lref = cs_fd_ref(lfd);
+	ls = lref ? atomic_load(lref) : 0;
+	if (CS_SLOT_KIND(ls) != CS_KIND_LISTENER || !(ls & CS_LISTENER_TYPE_KNOWN)) {
+		/* Once per listener: is what it accepts a client connection? */
+		int type = 0, domain = 0;
+		socklen_t len = sizeof type;
+		cs_raw6(SYS_getsockopt, lfd, SOL_SOCKET, SO_TYPE, (long)&type, (long)&len, 0);
+		len = sizeof domain;
+		cs_raw6(SYS_getsockopt, lfd, SOL_SOCKET, SO_DOMAIN, (long)&domain, (long)&len, 0);
+		ls = CS_SLOT_MAKE(CS_KIND_LISTENER, 0) | CS_LISTENER_TYPE_KNOWN;
+		if (type == SOCK_STREAM && (domain == AF_INET || domain == AF_INET6 || domain == AF_UNIX))
+			ls |= CS_LISTENER_STREAM;
+		if (lref)
+			atomic_store(lref, ls);
+	}
+	need_atfork();
+	if (!(ls & CS_LISTENER_STREAM)) {
+		cs_fd_created(fd, CS_FDCLASS_NET);
+		return;
+	}
+	cs_fd_exchange(fd, CS_SLOT_MAKE(CS_KIND_CLIENT, cs_process_new_gen()), 1);
+	cs_stat_add(CS_STAT_CONNECTIONS, 1);
+}
+
+static void release_record(void *p)
+{
+	struct cs_thread *t = p;
+	if (cs_tls.rec == t)
+		cs_tls.rec = NULL;
+	cs_thread_release(t);
+}
+
+/* The thread key (to free records at thread exit) and the signal handler,
+ * once per process; the watcher itself starts with the first registration. */
+static int start_machinery(void)
+{
+	int expected = CS_MACH_IDLE, err;
+
+	if (atomic_compare_exchange_strong(&cs_proc.machinery, &expected, CS_MACH_STARTING)) {
+		cs_tls.busy = 1;
+		need_atfork();
+		err = pthread_key_create(&cs_proc.key, release_record);
+		if (err) {
+			cs_process_fail("cannot create a thread key", err);
+		} else if ((err = -cs_signal_install())) {
+			cs_process_fail("cannot install the cancel signal handler", err);
+		}
+		atomic_store(&cs_proc.machinery, err ? CS_MACH_FAILED : CS_MACH_RUNNING);
+		cs_tls.busy = 0;
+		return !err;
+	}
+	while (expected == CS_MACH_STARTING) {
+		cs_raw0(SYS_sched_yield);
+		expected = atomic_load(&cs_proc.machinery);
+	}
+	return expected == CS_MACH_RUNNING;
+}
+
+struct cs_thread *cs_process_thread(void)
+{
+	struct cs_thread *t = cs_tls.rec;
+
+	if (t)
+		return t;
+	if (atomic_load(&cs_proc.machinery) != CS_MACH_RUNNING && !start_machinery())
+		return NULL;
+	t = cs_thread_claim((int)cs_raw0(SYS_gettid));
+	if (!t) {
+		cs_process_fail("cannot record another thread", ENOMEM);
+		return NULL;
+	}
+	cs_tls.rec = t;
+	pthread_setspecific(cs_proc.key, t);
+	return t;
+}

@@ -1,0 +1,44 @@
+/* Process-wide state of the shim, and its life cycle: settings at load, the
+ * cancellation machinery started on the first binding, and fork. */
+#ifndef CS_PROCESS_H
+#define CS_PROCESS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum cs_machinery { CS_MACH_IDLE = 0, CS_MACH_STARTING = 1, CS_MACH_RUNNING = 2, CS_MACH_FAILED = -1 };
+
+struct cs_process {
+	struct cs_config cfg;
+	_Atomic int active;	/* 0: every call passes straight through */
+	int pid;		/* refreshed in a fork child */
+	uint32_t cookie;	/* tags our cancel signals apart from the application's */
+	_Atomic int machinery;	/* enum cs_machinery: thread key and signal handler */
+	pthread_key_t key;	/* its destructor frees a thread's record */
+	_Atomic uint32_t next_gen;	/* connection generations */
+	_Atomic int rearm;	/* fork child: re-register the surviving binding */
+	_Atomic int atfork;	/* pthread_atfork done */
+};
+
+extern struct cs_process cs_proc;
+
+/* Marks fd as accepted from listener lfd (a client connection if it is a
+ * stream socket). Called after a successful accept. */
+void cs_process_accepted(int lfd, int fd);
+
+/* The calling thread's record, starting the machinery on first use. NULL
+ * when the shim could not start (it has then turned itself off). */
+struct cs_thread *cs_process_thread(void);
+
+/* Turns the shim off for the rest of the process after an internal failure:
+ * one line on stderr, every call passes through from now on. */
+void cs_process_fail(const char *what, int err);
+
+/* A generation that is never 0. */
+uint32_t cs_process_new_gen(void);
+
+
+#endif

@@ -1,0 +1,57 @@
+/* Per-thread state: which client connection a thread serves, and whether it
+ * has been cancelled.
+ *
+ * The watcher thread must read and change another thread's state, so the
+ * state lives in a record of a process-wide registry (mmap'd chunks, never
+ * freed, reused when a thread exits) rather than in TLS, which dies with its
+ * thread. The owning thread reaches its record through cs_tls.rec.
+ *
+ * state (one atomic word, so binding and cancelling cannot interleave badly):
+ *   bits 0-31  generation of the client connection the thread is bound to (0: none)
+ *   bit 62     INCALL: the thread is inside a cancellable system call
+ *   bit 63     CANCEL: that connection is gone; fail blocking calls
+ */
+#ifndef CS_THREADS_H
+#define CS_THREADS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CS_ST_GEN 0xffffffffull
+#define CS_ST_INCALL (1ull << 62)
+#define CS_ST_CANCEL (1ull << 63)
+
+struct cs_thread {
+	_Atomic uint64_t state;
+	_Atomic int tid;	/* kernel thread id; 0 when the record is free */
+	int bound_fd;		/* the fd the binding was made through (owner only) */
+	char pad[64 - sizeof(uint64_t) - 2 * sizeof(int)];
+};
+
+/* Thread-local, initial-exec: reading it is one instruction, and it is safe in
+ * a signal handler. */
+struct cs_tls {
+	struct cs_thread *rec;	/* NULL until the thread first binds */
+	uint8_t loop;		/* the thread runs an event loop: never bind it */
+	uint8_t app_blocked;	/* the application believes it blocked the cancel signal */
+	uint8_t busy;		/* inside the shim's own start-up: don't recurse */
+};
+extern __thread struct cs_tls cs_tls __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's record, allocating it on first use. NULL when the
+ * registry is full or memory is short. */
+struct cs_thread *cs_thread_claim(int tid);
+
+/* Frees the calling thread's record (thread exit). */
+void cs_thread_release(struct cs_thread *t);
+
+/* Registry walk for the watcher: records [0, cs_threads_limit()). Entries may
+ * be NULL (a chunk not yet allocated) or free (tid 0). */
+size_t cs_threads_limit(void);
+struct cs_thread *cs_thread_at(size_t i);
+
+/* In a fork child: only the calling thread survives. */
+void cs_threads_after_fork_child(int tid);
+
+#endif

@@ -1,0 +1,277 @@
+/* Interposed descriptor life cycle: where client connections, listeners and
+ * epoll sets come from and where they go. Each wrapper calls libc first (or,
+ * for closes, just before) and then tells the policy, preserving errno. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "policy.h"
+#include "process.h"
+#include "real.h"
+
+#define CS_EXPORT __attribute__((visibility("default")))
+
+#define KEEP_ERRNO(stmt) do { int saved_ = errno; stmt; errno = saved_; } while (0)
+
+CS_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	int r;
+	cs_fd_accept_begin();
+	r = cs_real.accept(fd, addr, len);
+	if (r >= 0)
+		KEEP_ERRNO(cs_process_accepted(fd, r));
+	return r;
+}
+
+CS_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int r;
+	cs_fd_accept_begin();
+	r = cs_real.accept4(fd, addr, len, flags);
+	if (r >= 0)
+		KEEP_ERRNO(cs_process_accepted(fd, r));
+	return r;
+}
+
+/* The table is cleared before the descriptor is released: once closed, its
+ * number can be handed to another thread's accept at once. */
+CS_EXPORT int close(int fd)
+{
+	uint64_t s = cs_fd_get(fd);
+	if (s)
+		cs_fd_closing(fd, s);
+	return cs_real.close(fd);
+}
+
+CS_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	if (!(flags & CLOSE_RANGE_CLOEXEC))
+		cs_fd_closing_range(first, last);
+	return cs_real.close_range(first, last, flags);
+}
+
+CS_EXPORT void closefrom(int lowfd)
+{
+	if (lowfd >= 0)
+		cs_fd_closing_range((unsigned)lowfd, ~0u);
+	cs_real.closefrom(lowfd);
+}
+
+/* fclose releases the descriptor inside libc, out of our sight. */
+CS_EXPORT int fclose(FILE *stream)
+{
+	int fd = stream ? fileno(stream) : -1;
+	if (fd >= 0) {
+		uint64_t s = cs_fd_get(fd);
+		if (s)
+			KEEP_ERRNO(cs_fd_closing(fd, s));
+	}
+	return cs_real.fclose(stream);
+}
+
+CS_EXPORT int dup(int fd)
+{
+	int r = cs_real.dup(fd);
+	if (r >= 0)
+		KEEP_ERRNO(cs_fd_duplicated(fd, r));
+	return r;
+}
+
+CS_EXPORT int dup2(int fd, int newfd)
+{
+	int r = cs_real.dup2(fd, newfd);
+	if (r >= 0 && fd != newfd)
+		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
+	return r;
+}
+
+CS_EXPORT int dup3(int fd, int newfd, int flags)
+{
+	int r = cs_real.dup3(fd, newfd, flags);
+	if (r >= 0)
+		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
+	return r;
+}
+
+static int do_fcntl(int fd, int cmd, long arg)
+{
+	int r = cs_real.fcntl(fd, cmd, arg);
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		KEEP_ERRNO(cs_fd_duplicated(fd, r));
+	return r;
+}
+
+/* The third argument is an int or a pointer depending on cmd; like libc we
+ * carry it as a long, which holds either. */
+CS_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	return do_fcntl(fd, cmd, arg);
+}
+
+CS_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	return do_fcntl(fd, cmd, arg);
+}
+
+CS_EXPORT int socket(int domain, int type, int protocol)
+{
+	int r = cs_real.socket(domain, type, protocol);
+	if (r >= 0)
+		KEEP_ERRNO(cs_fd_created(r, CS_FDCLASS_NET));
+	return r;
+}
+
+CS_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	int r = cs_real.socketpair(domain, type, protocol, sv);
+	if (r == 0)
+		KEEP_ERRNO(cs_fd_created(sv[0], CS_FDCLASS_NET); cs_fd_created(sv[1], CS_FDCLASS_NET));
+	return r;
+}
+
+CS_EXPORT int pipe(int fds[2])
+{
+	int r = cs_real.pipe(fds);
+	if (r == 0)
+		KEEP_ERRNO(cs_fd_created(fds[0], CS_FDCLASS_PIPE); cs_fd_created(fds[1], CS_FDCLASS_PIPE));
+	return r;
+}
+
+CS_EXPORT int pipe2(int fds[2], int flags)
+{
+	int r = cs_real.pipe2(fds, flags);
+	if (r == 0)
+		KEEP_ERRNO(cs_fd_created(fds[0], CS_FDCLASS_PIPE); cs_fd_created(fds[1], CS_FDCLASS_PIPE));
+	return r;
+}
+
+/* Every open variant ends here; the class of what was opened is found
+ * lazily, only if a thread serving a client ever uses it. */
+static int do_openat(int dir, const char *path, int flags, mode_t mode)
+{
+	int r = cs_real.openat(dir, path, flags, mode);
+	if (r >= 0)
+		KEEP_ERRNO(cs_fd_created(r, 0));
+	return r;
+}
+
+#define MODE_ARG(flags, mode)                                       \
+	do {                                                        \
+		if ((flags) & (O_CREAT | O_TMPFILE)) {              \
+			va_list ap;                                 \
+			va_start(ap, flags);                        \
+			mode = va_arg(ap, mode_t);                  \
+			va_end(ap);                                 \
+		}                                                   \
+	} while (0)
+
+CS_EXPORT int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	MODE_ARG(flags, mode);
+	return do_openat(AT_FDCWD, path, flags, mode);
+}
+
+CS_EXPORT int open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	MODE_ARG(flags, mode);
+	return do_openat(AT_FDCWD, path, flags, mode);
+}
+
+CS_EXPORT int openat(int dir, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	MODE_ARG(flags, mode);
+	return do_openat(dir, path, flags, mode);
+}
+
+CS_EXPORT int openat64(int dir, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	MODE_ARG(flags, mode);
+	return do_openat(dir, path, flags, mode);
+}
+
+CS_EXPORT int __open_2(const char *path, int flags)
+{
+	return do_openat(AT_FDCWD, path, flags, 0);
+}
+
+CS_EXPORT int __open64_2(const char *path, int flags)
+{
+	return do_openat(AT_FDCWD, path, flags, 0);
+}
+
+CS_EXPORT int __openat_2(int dir, const char *path, int flags)
+{
+	return do_openat(dir, path, flags, 0);
+}
+
+CS_EXPORT int __openat64_2(int dir, const char *path, int flags)
+{
+	return do_openat(dir, path, flags, 0);
+}
+
+CS_EXPORT int creat(const char *path, mode_t mode)
+{
+	return do_openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+CS_EXPORT int creat64(const char *path, mode_t mode)
+{
+	return do_openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+CS_EXPORT int epoll_create(int size)
+{
+	int r;
+	if (size <= 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	r = cs_real.epoll_create1(0);
+	if (r >= 0)
+		KEEP_ERRNO(cs_fd_epoll_created(r));
+	return r;
+}
+
+CS_EXPORT int epoll_create1(int flags)
+{
+	int r = cs_real.epoll_create1(flags);
+	if (r >= 0)
+		KEEP_ERRNO(cs_fd_epoll_created(r));
+	return r;
+}
+
+CS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = cs_real.epoll_ctl(epfd, op, fd, ev);
+	if (r == 0 && op == EPOLL_CTL_ADD)
+		KEEP_ERRNO(cs_fd_epoll_added(epfd, fd));
+	else if (r == 0 && op == EPOLL_CTL_DEL)
+		KEEP_ERRNO(cs_fd_epoll_removed(epfd, fd));
+	return r;
+}
+
+CS_EXPORT int listen(int fd, int backlog)
+{
+	int r = cs_real.listen(fd, backlog);
+	if (r == 0)
+		KEEP_ERRNO(cs_fd_listening(fd));
+	return r;
+}
