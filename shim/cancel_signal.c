@@ -68,9 +68,15 @@ static void on_signal(int signo, siginfo_t *si, void *ucv)
 		uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 		struct cs_thread *t = cs_tls.rec;
 
-		if (t && pc >= (uintptr_t)cs_cp_begin && pc < (uintptr_t)cs_cp_end &&
-		    (atomic_load(&t->state) & CS_ST_CANCEL))
-			uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)cs_cp_cancel;
+		if (t && (atomic_load(&t->state) & CS_ST_CANCEL)) {
+			if (pc >= (uintptr_t)cs_cp_begin && pc < (uintptr_t)cs_cp_end)
+				uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)cs_cp_cancel;
+		} else {
+			/* Sent while the thread was in a call for a request it
+			 * has finished since: it may have cut short a call that
+			 * the kernel does not restart. The wrapper restarts it. */
+			cs_tls.strays++;
+		}
 	} else {
 		run_app_action(signo, si, ucv);
 	}

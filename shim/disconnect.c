@@ -56,6 +56,7 @@ void cs_disconnect(uint32_t gen, int fd, int rst)
 	if (!gen)
 		return;
 	cs_stat_add(rst ? CS_STAT_DISCONNECT_RST : CS_STAT_DISCONNECT_FIN, 1);
+	cs_debug("disconnect conn=%u fd=%d %s", gen, fd, rst ? "rst" : "fin");
 	mark_dead(gen, fd);
 	n = cs_threads_limit();
 	for (size_t i = 0; i < n; i++) {

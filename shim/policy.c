@@ -51,6 +51,7 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 	/* A new binding drops the previous one, and its cancel flag with it. */
 	atomic_store(&t->state, gen);
 	t->bound_fd = fd;
+	cs_debug("bind conn=%u fd=%d tid=%d", gen, fd, atomic_load(&t->tid));
 	if (!(slot & CS_CLIENT_REGISTERED))
 		register_connection(fd, slot);
 	/* The client may be gone already (see disconnect.c for the order). */
@@ -182,9 +183,15 @@ long cs_io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3,
 	uint64_t st;
 	long r, fl;
 
+	uint8_t strays;
+
+again:
+	strays = cs_tls.strays;
 	atomic_fetch_or(&t->state, CS_ST_INCALL);
 	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
 	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
+	if (r == -EINTR && !(st & CS_ST_CANCEL) && cs_tls.strays != strays)
+		goto again;	/* our signal, not the application's: as SA_RESTART would */
 	if ((r != -ECANCELED && r != -EINTR) || !(st & CS_ST_CANCEL))
 		return r;
 	/* Cancelled. A non-blocking call is never failed: issue it for real. */
@@ -250,6 +257,19 @@ void cs_wait_scan_epoll(struct cs_wait_scan *w, int epfd)
 		fold_epoll(w, s);
 }
 
+/* The thread runs an event loop: it serves many clients at once, so no
+ * single disconnect may ever cancel it. */
+static void become_loop(struct cs_thread *t)
+{
+	if (t)
+		atomic_store(&t->state, 0);
+	if (!cs_tls.loop) {
+		cs_tls.loop = 1;
+		cs_stat_add(CS_STAT_LOOP_THREADS, 1);
+		cs_debug("thread %ld runs an event loop: never cancelled", cs_raw0(SYS_gettid));
+	}
+}
+
 struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan *w, int zero_timeout)
 {
 	struct cs_thread *result = NULL;
@@ -257,22 +277,19 @@ struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan 
 
 	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed) || cs_tls.busy)
 		return NULL;
-	if (w->listener || w->clients >= 2) {
-		/* A multiplexing wait: the thread is back in its event loop and
-		 * done with the request it served. A loop over clients is never
-		 * bound again; one over listeners only is an acceptor. */
-		atomic_store(&t->state, 0);
-		if (w->clients && !cs_tls.loop) {
-			cs_tls.loop = 1;
-			cs_stat_add(CS_STAT_LOOP_THREADS, 1);
-			cs_debug("thread %ld runs an event loop: never cancelled", cs_raw0(SYS_gettid));
-		}
+	if (w->clients >= 2 || (w->listener && w->clients)) {
+		become_loop(t);
+	} else if (w->listener) {
+		/* Waiting for connections only: an acceptor, done with the
+		 * request it served (as after accept). */
+		if (t)
+			atomic_store(&t->state, 0);
 	} else if (w->clients == 1) {
 		/* Waiting on one client's socket: its own events end the wait
 		 * naturally, and the thread serves that client. */
-		if (w->client_gen != (uint32_t)atomic_load(&t->state))
+		if (!t || w->client_gen != (uint32_t)atomic_load(&t->state))
 			bind_to(t, w->client_fd, cs_fd_get(w->client_fd));
-	} else {
+	} else if (t && (atomic_load(&t->state) & CS_ST_GEN)) {
 		if (atomic_load_explicit(&cs_proc.rearm, memory_order_relaxed))
 			rearm_after_fork();
 		if (!zero_timeout && (cs_proc.cfg.calls & CS_CLASS_WAIT))
@@ -284,12 +301,15 @@ struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan 
 
 long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
+	uint8_t strays = cs_tls.strays;
 	uint64_t st;
 	long r;
 
 	atomic_fetch_or(&t->state, CS_ST_INCALL);
 	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
 	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
+	if (r == -EINTR && !(st & CS_ST_CANCEL) && cs_tls.strays != strays)
+		return CS_RESTART;
 	if ((r == -ECANCELED || r == -EINTR) && (st & CS_ST_CANCEL)) {
 		count_failure(CS_CLASS_WAIT, "wait", -1);
 		return -ECANCELED;
@@ -411,9 +431,17 @@ void cs_fd_epoll_added(int epfd, int fd)
 	for (;;) {
 		uint64_t base = CS_SLOT_KIND(e) == CS_KIND_EPOLL ? e : CS_SLOT_MAKE(CS_KIND_EPOLL, 0);
 		uint64_t next = epoll_with(base, fd, s);
-		if (next == e || atomic_compare_exchange_weak(ref, &e, next))
+		if (next == e || atomic_compare_exchange_weak(ref, &e, next)) {
+			e = next;
 			break;
+		}
 	}
+	/* Adding a client to a set that already holds a listener or another
+	 * client: the thread doing it runs an event loop, and knows it before
+	 * it first reads from this client. */
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && ((e & CS_EPOLL_LISTENER) || CS_EPOLL_NCLIENTS(e) >= 2) &&
+	    atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
+		become_loop(cs_tls.rec);
 out:
 	errno = saved;
 }

@@ -13,11 +13,15 @@
 
 #include "config.h"
 #include "fdtable.h"
+#include "process.h"
 #include "threads.h"
 
 /* A result that means "issue the call through libc after all": a cancelled
  * thread's call turned out to be non-blocking. */
 #define CS_REISSUE (-100000L)
+/* A wait cut short by a stray cancel signal (see cancel_signal.c): the
+ * wrapper issues it again with the time that is left. */
+#define CS_RESTART (-100001L)
 
 struct cs_thread *cs_io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait);
 
@@ -50,18 +54,20 @@ struct cs_wait_scan {
 	int listener;		/* a listening socket is watched */
 };
 
-static inline struct cs_thread *cs_wait_bound(void)
+/* Whether a wait is worth scanning: once the process serves clients, and
+ * until the thread is known to be an event loop (then never again, so an
+ * event loop pays one load per wait). Scanning unbound threads too is what
+ * recognises an event loop before it first reads from a client. */
+static inline int cs_wait_scanned(void)
 {
-	struct cs_thread *t = cs_tls.rec;
-	if (__builtin_expect(!t, 1))
-		return NULL;
-	return (atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN) ? t : NULL;
+	return !cs_tls.loop && atomic_load_explicit(&cs_proc.serving, memory_order_relaxed);
 }
 
 void cs_wait_scan_fd(struct cs_wait_scan *w, int fd);
 void cs_wait_scan_epoll(struct cs_wait_scan *w, int epfd);
 
-/* After the scan: NULL to pass the wait through (it is an event loop's, or
+/* After the scan (t: the calling thread's record, NULL if it has none): NULL
+ * to pass the wait through (it is an event loop's, or
  * watches a client whose own events will end it, or has a zero timeout, or
  * waits are not a cancelled class); else the thread, and the wait goes
  * through cs_wait_call(). */
@@ -70,12 +76,14 @@ struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan 
 /* A sleep or wait with nothing to scan. */
 static inline struct cs_thread *cs_sleep_enter(int zero_timeout)
 {
-	struct cs_thread *t = cs_wait_bound();
 	static const struct cs_wait_scan none;
-	return t ? cs_wait_decide(t, &none, zero_timeout) : NULL;
+	struct cs_thread *t = cs_tls.rec;
+	if (__builtin_expect(!t || !(atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN), 1))
+		return NULL;
+	return cs_wait_decide(t, &none, zero_timeout);
 }
 
-/* Issues a wait; returns the raw result or -ECANCELED. */
+/* Issues a wait; returns the raw result, -ECANCELED or CS_RESTART. */
 long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
 /* Descriptor life cycle, from the wrappers in wrap_fd.c. */

@@ -130,6 +130,8 @@ void cs_process_accepted(int lfd, int fd)
 		return;
 	}
 	cs_fd_exchange(fd, CS_SLOT_MAKE(CS_KIND_CLIENT, cs_process_new_gen()), 1);
+	if (!atomic_load_explicit(&cs_proc.serving, memory_order_relaxed))
+		atomic_store(&cs_proc.serving, 1);
 	cs_stat_add(CS_STAT_CONNECTIONS, 1);
 }
 

@@ -21,6 +21,7 @@ struct cs_process {
 	_Atomic uint32_t next_gen;	/* connection generations */
 	_Atomic int rearm;	/* fork child: re-register the surviving binding */
 	_Atomic int atfork;	/* pthread_atfork done */
+	_Atomic int serving;	/* a client connection was accepted: waits are worth a look */
 };
 
 extern struct cs_process cs_proc;

@@ -36,6 +36,7 @@ struct cs_tls {
 	uint8_t loop;		/* the thread runs an event loop: never bind it */
 	uint8_t app_blocked;	/* the application believes it blocked the cancel signal */
 	uint8_t busy;		/* inside the shim's own start-up: don't recurse */
+	uint8_t strays;		/* cancel signals that arrived for a binding already gone */
 };
 extern __thread struct cs_tls cs_tls __attribute__((tls_model("initial-exec")));
 

@@ -50,15 +50,14 @@ static struct timespec *copy_timespec(const struct timespec *in, struct timespec
 
 static struct cs_thread *scan_pollfds(const struct pollfd *fds, nfds_t n, int zero)
 {
-	struct cs_thread *t = cs_wait_bound();
 	struct cs_wait_scan w = { 0 };
 
-	if (__builtin_expect(!t, 1))
+	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return NULL;
 	for (nfds_t i = 0; i < n; i++)
 		if (fds[i].fd >= 0)
 			cs_wait_scan_fd(&w, fds[i].fd);
-	return cs_wait_decide(t, &w, zero);
+	return cs_wait_decide(cs_tls.rec, &w, zero);
 }
 
 static inline int do_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
@@ -68,8 +67,12 @@ static inline int do_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *
 		struct timespec ts;
 		sigset_t copy;
 		const sigset_t *m = cs_signal_strip(mask, &copy);
-		return (int)cs_set_errno(cs_wait_call(t, SYS_ppoll, (long)fds, n, (long)copy_timespec(tmo, &ts),
-						      (long)m, 8, 0));
+		struct timespec *left = copy_timespec(tmo, &ts);	/* the kernel counts it down */
+		long r;
+		do
+			r = cs_wait_call(t, SYS_ppoll, (long)fds, n, (long)left, (long)m, 8, 0);
+		while (r == CS_RESTART);
+		return (int)cs_set_errno(r);
 	}
 	return cs_real.ppoll(fds, n, tmo, mask);
 }
@@ -79,7 +82,12 @@ static inline int do_poll(struct pollfd *fds, nfds_t n, int ms)
 	struct cs_thread *t = scan_pollfds(fds, n, ms == 0);
 	if (__builtin_expect(t != NULL, 0)) {
 		struct timespec ts;
-		return (int)cs_set_errno(cs_wait_call(t, SYS_ppoll, (long)fds, n, (long)ms_to_timespec(ms, &ts), 0, 8, 0));
+		struct timespec *left = ms_to_timespec(ms, &ts);	/* the kernel counts it down */
+		long r;
+		do
+			r = cs_wait_call(t, SYS_ppoll, (long)fds, n, (long)left, 0, 8, 0);
+		while (r == CS_RESTART);
+		return (int)cs_set_errno(r);
 	}
 	return cs_real.poll(fds, n, ms);
 }
@@ -110,24 +118,28 @@ CS_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t
 
 static struct cs_thread *scan_fdsets(int nfds, const fd_set *r, const fd_set *w, const fd_set *e, int zero)
 {
-	struct cs_thread *t = cs_wait_bound();
 	struct cs_wait_scan scan = { 0 };
 
-	if (__builtin_expect(!t, 1))
+	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return NULL;
 	if (nfds > FD_SETSIZE)
 		nfds = FD_SETSIZE;
 	for (int fd = 0; fd < nfds; fd++)
 		if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
 			cs_wait_scan_fd(&scan, fd);
-	return cs_wait_decide(t, &scan, zero);
+	return cs_wait_decide(cs_tls.rec, &scan, zero);
 }
 
 CS_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
 	struct cs_thread *t = scan_fdsets(nfds, r, w, e, tv && tv->tv_sec == 0 && tv->tv_usec == 0);
-	if (__builtin_expect(t != NULL, 0))
-		return (int)cs_set_errno(cs_wait_call(t, SYS_select, nfds, (long)r, (long)w, (long)e, (long)tv, 0));
+	if (__builtin_expect(t != NULL, 0)) {
+		long res;	/* the kernel counts *tv down, as Linux's select does */
+		do
+			res = cs_wait_call(t, SYS_select, nfds, (long)r, (long)w, (long)e, (long)tv, 0);
+		while (res == CS_RESTART);
+		return (int)cs_set_errno(res);
+	}
 	return cs_real.select(nfds, r, w, e, tv);
 }
 
@@ -138,28 +150,37 @@ CS_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
 		struct timespec ts;
 		sigset_t copy;
 		long data[2] = { (long)cs_signal_strip(mask, &copy), 8 };
-		return (int)cs_set_errno(cs_wait_call(t, SYS_pselect6, nfds, (long)r, (long)w, (long)e,
-						      (long)copy_timespec(tmo, &ts), mask ? (long)data : 0));
+		struct timespec *left = copy_timespec(tmo, &ts);
+		long res;
+		do
+			res = cs_wait_call(t, SYS_pselect6, nfds, (long)r, (long)w, (long)e, (long)left,
+					   mask ? (long)data : 0);
+		while (res == CS_RESTART);
+		return (int)cs_set_errno(res);
 	}
 	return cs_real.pselect(nfds, r, w, e, tmo, mask);
 }
 
 static struct cs_thread *scan_epoll(int epfd, int zero)
 {
-	struct cs_thread *t = cs_wait_bound();
 	struct cs_wait_scan w = { 0 };
 
-	if (__builtin_expect(!t, 1))
+	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return NULL;
 	cs_wait_scan_epoll(&w, epfd);
-	return cs_wait_decide(t, &w, zero);
+	return cs_wait_decide(cs_tls.rec, &w, zero);
 }
 
 CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms)
 {
 	struct cs_thread *t = scan_epoll(epfd, ms == 0);
-	if (__builtin_expect(t != NULL, 0))
-		return (int)cs_set_errno(cs_wait_call(t, SYS_epoll_pwait, epfd, (long)ev, max, ms, 0, 8));
+	if (__builtin_expect(t != NULL, 0)) {
+		long r;
+		do
+			r = cs_wait_call(t, SYS_epoll_pwait, epfd, (long)ev, max, ms, 0, 8);
+		while (r == CS_RESTART);
+		return (int)cs_set_errno(r);
+	}
 	return cs_real.epoll_wait(epfd, ev, max, ms);
 }
 
@@ -168,8 +189,12 @@ CS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int ms, con
 	struct cs_thread *t = scan_epoll(epfd, ms == 0);
 	if (__builtin_expect(t != NULL, 0)) {
 		sigset_t copy;
-		return (int)cs_set_errno(cs_wait_call(t, SYS_epoll_pwait, epfd, (long)ev, max, ms,
-						      (long)cs_signal_strip(mask, &copy), 8));
+		const sigset_t *m = cs_signal_strip(mask, &copy);
+		long r;
+		do
+			r = cs_wait_call(t, SYS_epoll_pwait, epfd, (long)ev, max, ms, (long)m, 8);
+		while (r == CS_RESTART);
+		return (int)cs_set_errno(r);
 	}
 	return cs_real.epoll_pwait(epfd, ev, max, ms, mask);
 }
@@ -179,17 +204,35 @@ CS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const stru
 	struct cs_thread *t = scan_epoll(epfd, is_zero(tmo));
 	if (__builtin_expect(t != NULL, 0)) {
 		sigset_t copy;
-		return (int)cs_set_errno(cs_wait_call(t, SYS_epoll_pwait2, epfd, (long)ev, max, (long)tmo,
-						      (long)cs_signal_strip(mask, &copy), 8));
+		const sigset_t *m = cs_signal_strip(mask, &copy);
+		long r;
+		do
+			r = cs_wait_call(t, SYS_epoll_pwait2, epfd, (long)ev, max, (long)tmo, (long)m, 8);
+		while (r == CS_RESTART);
+		return (int)cs_set_errno(r);
 	}
 	return cs_real.epoll_pwait2(epfd, ev, max, tmo, mask);
+}
+
+/* nanosleep through the cancellable path, continuing with the time left
+ * after a stray signal. */
+static long sleep_for(struct cs_thread *t, const struct timespec *req, struct timespec *rem)
+{
+	struct timespec left = *req, mine;
+	long r;
+
+	if (!rem)
+		rem = &mine;
+	while ((r = cs_wait_call(t, SYS_nanosleep, (long)&left, (long)rem, 0, 0, 0, 0)) == CS_RESTART)
+		left = *rem;
+	return r;
 }
 
 CS_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
 	struct cs_thread *t = cs_sleep_enter(is_zero(req));
 	if (__builtin_expect(t != NULL, 0))
-		return (int)cs_set_errno(cs_wait_call(t, SYS_nanosleep, (long)req, (long)rem, 0, 0, 0, 0));
+		return (int)cs_set_errno(sleep_for(t, req, rem));
 	return cs_real.nanosleep(req, rem);
 }
 
@@ -197,8 +240,20 @@ CS_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 CS_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req, struct timespec *rem)
 {
 	struct cs_thread *t = cs_sleep_enter(is_zero(req));
-	if (__builtin_expect(t != NULL, 0))
-		return (int)-cs_wait_call(t, SYS_clock_nanosleep, clock, flags, (long)req, (long)rem, 0, 0);
+	if (__builtin_expect(t != NULL, 0)) {
+		struct timespec left = *req, mine;
+		long r;
+		/* An absolute deadline stays; a relative one continues with
+		 * what is left. */
+		if (!rem)
+			rem = &mine;
+		do {
+			r = cs_wait_call(t, SYS_clock_nanosleep, clock, flags, (long)&left, (long)rem, 0, 0);
+			if (r == CS_RESTART && !(flags & TIMER_ABSTIME))
+				left = *rem;
+		} while (r == CS_RESTART);
+		return (int)-r;
+	}
 	return cs_real.clock_nanosleep(clock, flags, req, rem);
 }
 
@@ -207,7 +262,7 @@ CS_EXPORT int usleep(useconds_t us)
 	struct cs_thread *t = cs_sleep_enter(us == 0);
 	if (__builtin_expect(t != NULL, 0)) {
 		struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
-		return (int)cs_set_errno(cs_wait_call(t, SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0));
+		return (int)cs_set_errno(sleep_for(t, &ts, NULL));
 	}
 	return cs_real.usleep(us);
 }
@@ -220,7 +275,7 @@ CS_EXPORT unsigned int sleep(unsigned int seconds)
 	struct cs_thread *t = cs_sleep_enter(seconds == 0);
 	if (__builtin_expect(t != NULL, 0)) {
 		struct timespec ts = { seconds, 0 }, rem = { 0, 0 };
-		long r = cs_wait_call(t, SYS_nanosleep, (long)&ts, (long)&rem, 0, 0, 0, 0);
+		long r = sleep_for(t, &ts, &rem);
 		if (r == -ECANCELED) {
 			errno = ECANCELED;
 			return 0;
