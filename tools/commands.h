@@ -1,0 +1,10 @@
+/* The subcommands of cancelctl; each lives in cmd_<name>.c and returns the
+ * process exit status. */
+#ifndef CANCELCTL_COMMANDS_H
+#define CANCELCTL_COMMANDS_H
+
+int cmd_run(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif
