@@ -22,6 +22,8 @@
 struct cs_process cs_proc = { .pid = 0, .active = 0 };
 _Atomic uint64_t cs_stats[CS_STAT_COUNT];
 
+static void atfork_child(void);
+
 static const char *env(const char *name)
 {
 	return getenv(name);
@@ -52,6 +54,13 @@ __attribute__((constructor)) static void cs_load(void)
 	atomic_store(&cs_proc.next_gen, 1);
 	cs_calls_format(cs_proc.cfg.calls, calls, sizeof calls);
 	cs_signal_format(cs_proc.cfg.signo, sig, sizeof sig);
+	/* Registered now, while the process has one thread: registering it
+	 * later, from the first accept, would race with a fork from another
+	 * thread. glibc keeps the first handlers without allocating. */
+	if (pthread_atfork(NULL, NULL, atfork_child)) {
+		cs_error("cannot register a fork handler; the shim is off for this process");
+		goto out;
+	}
 	atomic_store(&cs_proc.active, 1);
 	cs_info("active: mode epoll, on %s, calls %s, signal %s", cs_on_name(cs_proc.cfg.on), calls, sig);
 out:
@@ -96,12 +105,6 @@ static void atfork_child(void)
 		atomic_store(&cs_proc.rearm, 1);
 }
 
-static void need_atfork(void)
-{
-	if (!atomic_exchange(&cs_proc.atfork, 1))
-		pthread_atfork(NULL, NULL, atfork_child);
-}
-
 void cs_process_accepted(int lfd, int fd)
 {
 	_Atomic uint64_t *lref;
@@ -124,7 +127,6 @@ void cs_process_accepted(int lfd, int fd)
 		if (lref)
 			atomic_store(lref, ls);
 	}
-	need_atfork();
 	if (!(ls & CS_LISTENER_STREAM)) {
 		cs_fd_created(fd, CS_FDCLASS_NET);
 		return;
@@ -151,7 +153,6 @@ static int start_machinery(void)
 
 	if (atomic_compare_exchange_strong(&cs_proc.machinery, &expected, CS_MACH_STARTING)) {
 		cs_tls.busy = 1;
-		need_atfork();
 		err = pthread_key_create(&cs_proc.key, release_record);
 		if (err) {
 			cs_process_fail("cannot create a thread key", err);

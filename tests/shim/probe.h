@@ -37,5 +37,7 @@ int scenario_late(int argc, char **argv);
 int scenario_fork(int argc, char **argv);
 int scenario_race(int argc, char **argv);
 int scenario_churn(int argc, char **argv);
+int scenario_spawn(int argc, char **argv);
+int scenario_errno(int argc, char **argv);
 
 #endif

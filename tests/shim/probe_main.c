@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
@@ -107,6 +108,13 @@ int probe_wait_blocked(pid_t pid, pid_t tid, int timeout_ms)
 	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
 	while (probe_now_ns() < end) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 && errno == EMFILE) {
+			/* A test that exhausts descriptors on purpose: all that
+			 * can be done is to give the thread time to block. */
+			struct timespec grace = { 0, 200000000 };
+			nanosleep(&grace, NULL);
+			return 0;
+		}
 		ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
 		if (fd >= 0)
 			close(fd);
@@ -140,11 +148,22 @@ static const struct {
 } scenarios[] = {
 	{ "cancel", scenario_cancel }, { "loop", scenario_loop },     { "inert", scenario_inert },     { "late", scenario_late },
 	{ "fork", scenario_fork },     { "race", scenario_race },
-	{ "churn", scenario_churn },
+	{ "churn", scenario_churn },   { "spawn", scenario_spawn },     { "errno", scenario_errno },
 };
 
 int main(int argc, char **argv)
 {
+	/* A descriptor limit, to make the shim's own resources run out:
+	 * CS_PROBE_NOFILE=+N leaves room for N more descriptors. */
+	if (getenv("CS_PROBE_NOFILE")) {
+		int room = atoi(getenv("CS_PROBE_NOFILE") + 1), fds[64], last = 0;
+		for (int i = 0; i < room && i < 64; i++)
+			last = fds[i] = fcntl(0, F_DUPFD_CLOEXEC, 0);
+		for (int i = 0; i < room && i < 64; i++)
+			close(fds[i]);
+		struct rlimit rl = { (rlim_t)last + 1, (rlim_t)last + 1 };
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	/* A lost wake-up would hang a scenario: end it instead. */
 	alarm(getenv("CS_PROBE_ALARM") ? (unsigned)atoi(getenv("CS_PROBE_ALARM")) : 60);
 	if (argc < 2) {

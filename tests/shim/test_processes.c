@@ -3,7 +3,13 @@
  * the child) are tracked across fork. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
 #include "probe_run.h"
+#include "testlib.h"
 
 Test(processes, fork_while_threads_are_inside_the_shim)
 {
@@ -21,4 +27,30 @@ Test(processes, prefork_accept_in_parent_serve_in_child)
 		cr_expect_eq(probe_field(&r, "prefork", "ok"), 6, "%s\n%s", families[i], r.err);
 		probe_result_free(&r);
 	}
+}
+
+Test(processes, spawn_vfork_system_from_a_bound_thread)
+{
+	struct probe_result r = probe_run(0, NULL, "spawn", NULL);
+	cr_expect_eq(probe_field(&r, "spawn", "posix_spawn"), 7);
+	cr_expect_eq(probe_field(&r, "spawn", "vfork"), 8);
+	cr_expect_eq(probe_field(&r, "spawn", "system"), 9);
+	cr_expect_eq(probe_field(&r, "spawn", "first_errno"), ECANCELED, "tracking goes on after spawning");
+	probe_result_free(&r);
+}
+
+Test(processes, programs_that_never_accept_run_normally)
+{
+	const char *argv[] = { "/bin/sh", "-c", "printf 'a\\nb\\n' | wc -l; sleep 0.01; exit 3", NULL };
+	const char *env[] = { "CANCELSHIM_LOG=info", NULL };
+	struct tl_proc *p = tl_spawn(argv, env, TL_SHIM);
+	int status = tl_proc_wait(p, 10000);
+	char *out = tl_proc_stdout(p), *err = tl_proc_stderr(p);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+	cr_expect_str_eq(out, "2\n");
+	cr_expect(strstr(err, "info: active"), "the shim was loaded: %s", err);
+	cr_expect(!strstr(err, "watcher started"), "and stayed inert: %s", err);
+	free(out);
+	free(err);
+	tl_proc_free(p);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "probe_run.h"
+#include "testlib.h"
 
 static void expect_rejected(const char *assignment, const char *variable, const char *accepted)
 {
@@ -50,5 +51,35 @@ Test(settings, debug_reports_each_cancel)
 	struct probe_result r = probe_run(0, env, "cancel", "v4", "rst", "recv", NULL);
 	cr_expect(strstr(r.err, "cancel conn=") && strstr(r.err, "reason=rst"), "%s", r.err);
 	cr_expect(strstr(r.err, "ECANCELED"), "%s", r.err);
+	probe_result_free(&r);
+}
+
+Test(settings, errno_is_preserved)
+{
+	struct probe_result r = probe_run(0, NULL, "errno", NULL);
+	cr_expect_eq(probe_field(&r, "errno", "changed"), 0, "a successful call changed errno");
+	probe_result_free(&r);
+}
+
+Test(settings, fails_open_when_it_cannot_watch)
+{
+	/* Room for the scenario's five descriptors and not one more: the
+	 * watcher's epoll set cannot be created. One line says so; the
+	 * program runs untouched. */
+	const char *env[] = { "CS_PROBE_NOFILE=+5", NULL };
+	struct probe_result r = probe_run(0, env, "cancel", "v4", "fin", "recv", "--live", "200", NULL);
+	cr_expect(strstr(r.err, "cannot create the watcher's epoll set"), "%s", r.err);
+	cr_expect_eq(tl_count(r.err, "cancelshim["), 1, "one line:\n%s", r.err);
+	cr_expect_eq(probe_field(&r, "result", "first_ret"), 1);
+	probe_result_free(&r);
+}
+
+Test(settings, another_preloaded_allocator)
+{
+	/* jemalloc preloaded first initialises itself, calling into libc while
+	 * the shim resolves its symbols through dlsym. */
+	const char *env[] = { "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", NULL };
+	struct probe_result r = probe_run(0, env, "cancel", "v4", "rst", "recv", NULL);
+	cr_expect_eq(probe_field(&r, "result", "first_errno"), ECANCELED);
 	probe_result_free(&r);
 }
