@@ -15,6 +15,8 @@ static const struct command commands[] = {
 	{ "run",   cmd_run,   "run a program with the shim preloaded" },
 	{ "check", cmd_check, "tell whether a binary can work under the shim" },
 	{ "demo",  cmd_demo,  "show a cancelled request next to an uncancelled one" },
+	{ "stats", cmd_stats, "live statistics of every shimmed process" },
+	{ "watch", cmd_watch, "live view of passive TCP disconnects, system-wide (root)" },
 };
 
 static void usage(FILE *out)
