@@ -394,8 +394,10 @@ static uint64_t epoll_with(uint64_t e, int fd, uint64_t s)
 	case CS_KIND_EPOLL:	/* a nested set counts with what it holds */
 		if (s & CS_EPOLL_LISTENER)
 			e |= CS_EPOLL_LISTENER;
-		if (CS_EPOLL_NCLIENTS(s))
-			e = CS_EPOLL_WITH_NCLIENTS(e, n + CS_EPOLL_NCLIENTS(s) > 2 ? 2 : n + CS_EPOLL_NCLIENTS(s));
+		if (CS_EPOLL_NCLIENTS(s) >= 2)
+			return CS_EPOLL_WITH_NCLIENTS(e, 2);
+		if (CS_EPOLL_NCLIENTS(s) == 1)	/* as if its client were added here */
+			return epoll_with(e, CS_EPOLL_SINGLE_FD(s), CS_SLOT_MAKE(CS_KIND_CLIENT, (uint32_t)s));
 		return e;
 	case CS_KIND_CLIENT:
 		if (n == 0)
