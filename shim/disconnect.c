@@ -15,24 +15,51 @@
 #include "stats.h"
 #include "threads.h"
 
-static void mark_dead(uint32_t gen, int fd)
-{
-	_Atomic uint64_t *slot = cs_fd_ref_existing(fd);
-	uint64_t s;
+struct marking {
+	uint32_t gen;
+	int marked;
+};
 
-	if (!slot)
-		return;
-	s = atomic_load(slot);
-	while (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == gen && !(s & CS_CLIENT_DEAD))
-		if (atomic_compare_exchange_weak(slot, &s, s | CS_CLIENT_DEAD))
+static void mark_one(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	struct marking *m = arg;
+	uint64_t s = atomic_load(slot);
+
+	(void)fd;
+	while (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == m->gen && !(s & CS_CLIENT_DEAD))
+		if (atomic_compare_exchange_weak(slot, &s, s | CS_CLIENT_DEAD)) {
+			m->marked = 1;
 			break;
+		}
 }
 
-static void cancel_thread(struct cs_thread *t, uint32_t gen, int rst)
+/* Usually the connection is behind the fd the event names. When it was
+ * duplicated, or that fd was closed while a duplicate lives on, every word
+ * with its generation is marked: a rare case, worth a walk of the table.
+ * 1 if this marked it (the first event for the connection), else 0. */
+static int mark_dead(uint32_t gen, int fd)
+{
+	_Atomic uint64_t *slot = cs_fd_ref_existing(fd);
+	uint64_t s = slot ? atomic_load(slot) : 0;
+	struct marking m = { gen, 0 };
+
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == gen && !(s & CS_CLIENT_SHARED))
+		mark_one(fd, slot, &m);
+	else
+		cs_fd_for_each(0, CS_FD_MAX - 1, mark_one, &m);
+	return m.marked;
+}
+
+/* 1 if t was bound to gen (cancelled now or before), else 0. */
+static int cancel_thread(struct cs_thread *t, uint32_t gen, int rst, uint64_t now)
 {
 	uint64_t s = atomic_load(&t->state);
 
+	if ((uint32_t)s != gen)
+		return 0;
 	while ((uint32_t)s == gen && !(s & CS_ST_CANCEL)) {
+		/* Stamped before the flag, for the latency histogram. */
+		cs_stats_cancel_stamp(t, gen, now);
 		if (atomic_compare_exchange_weak(&t->state, &s, s | CS_ST_CANCEL)) {
 			int tid = atomic_load(&t->tid);
 			cs_stat_add(CS_STAT_CANCELS, 1);
@@ -44,24 +71,36 @@ static void cancel_thread(struct cs_thread *t, uint32_t gen, int rst)
 			}
 			cs_debug("cancel conn=%u tid=%d reason=%s%s", gen, tid, rst ? "rst" : "fin",
 				 (s & CS_ST_INCALL) ? " woken" : "");
-			return;
+			return 1;
 		}
 	}
+	if (!(s & CS_ST_CANCEL))	/* rebound meanwhile: no cancel to time */
+		atomic_store_explicit(&t->cancel_ns, 0, memory_order_relaxed);
+	return 1;
 }
 
 void cs_disconnect(uint32_t gen, int fd, int rst)
 {
+	uint64_t now = cs_stats_now_ns();
+	int bound = 0, first;
 	size_t n;
 
 	if (!gen)
 		return;
-	cs_stat_add(rst ? CS_STAT_DISCONNECT_RST : CS_STAT_DISCONNECT_FIN, 1);
 	cs_debug("disconnect conn=%u fd=%d %s", gen, fd, rst ? "rst" : "fin");
-	mark_dead(gen, fd);
+	/* A connection may report several edges (FIN, then a reset when the
+	 * server writes to it): counted once, by the first. */
+	first = mark_dead(gen, fd);
+	if (first)
+		cs_stat_add(rst ? CS_STAT_DISCONNECT_RST : CS_STAT_DISCONNECT_FIN, 1);
 	n = cs_threads_limit();
 	for (size_t i = 0; i < n; i++) {
 		struct cs_thread *t = cs_thread_at(i);
 		if (t && atomic_load_explicit(&t->tid, memory_order_relaxed))
-			cancel_thread(t, gen, rst);
+			bound += cancel_thread(t, gen, rst, now);
 	}
+	/* Nobody serves it any more: the request was answered, its thread moved
+	 * on to another client or turned out to run an event loop. */
+	if (!bound && first)
+		cs_stat_add(CS_STAT_UNBOUND, 1);
 }

@@ -14,6 +14,7 @@
  *                        wrong request cancelled after fd reuse).
  *            bit 35      DEAD: the watcher saw the peer go away.
  *            bit 36      REGISTERED: the watcher watches it.
+ *            bit 37      SHARED: other descriptors (dup) reach it too.
  *  LISTENER  a listening socket.
  *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
  *                        counts as a client connection.
@@ -34,7 +35,9 @@
 #define CS_FD_PAGES 1024u
 #define CS_FD_MAX (CS_FD_PAGE_SIZE * CS_FD_PAGES)
 
-enum cs_kind { CS_KIND_NONE = 0, CS_KIND_CLIENT = 1, CS_KIND_LISTENER = 2, CS_KIND_EPOLL = 3, CS_KIND_OTHER = 4 };
+/* Only CLIENT has bit 0 set, so "is it a client?" is a one-bit test on the
+ * hot path (CS_SLOT_IS_CLIENT). */
+enum cs_kind { CS_KIND_NONE = 0, CS_KIND_CLIENT = 1, CS_KIND_LISTENER = 2, CS_KIND_OTHER = 4, CS_KIND_EPOLL = 6 };
 
 /* Call classes of descriptors that are not client connections. */
 enum cs_fdclass {
@@ -47,10 +50,12 @@ enum cs_fdclass {
 
 #define CS_SLOT_GEN_MASK 0xffffffffull
 #define CS_SLOT_KIND(s) ((enum cs_kind)(((s) >> 32) & 7))
+#define CS_SLOT_IS_CLIENT(s) (((s) >> 32) & 1)
 #define CS_SLOT_MAKE(kind, low32) (((uint64_t)(kind) << 32) | (uint32_t)(low32))
 
 #define CS_CLIENT_DEAD (1ull << 35)
 #define CS_CLIENT_REGISTERED (1ull << 36)
+#define CS_CLIENT_SHARED (1ull << 37)
 
 #define CS_LISTENER_TYPE_KNOWN (1ull << 35)
 #define CS_LISTENER_STREAM (1ull << 36)

@@ -26,6 +26,7 @@ static void register_connection(int fd, uint64_t slot)
 
 	if (!ref)
 		return;
+	cs_stats_publish();	/* a fork child's first binding: its own segment */
 	s = atomic_load(ref);
 	for (;;) {
 		if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (uint32_t)s != gen || (s & CS_CLIENT_REGISTERED))
@@ -54,19 +55,24 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 	cs_debug("bind conn=%u fd=%d tid=%d", gen, fd, atomic_load(&t->tid));
 	if (!(slot & CS_CLIENT_REGISTERED))
 		register_connection(fd, slot);
-	/* The client may be gone already (see disconnect.c for the order). */
-	now = cs_fd_get(fd);
+	/* The client may be gone already (see disconnect.c for the order: this
+	 * load must not move before the store above, hence seq_cst). */
+	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
+	now = ref ? atomic_load(ref) : 0;
 	if (CS_SLOT_KIND(now) == CS_KIND_CLIENT && (uint32_t)now == gen && (now & CS_CLIENT_DEAD)) {
 		expected = gen;
 		atomic_compare_exchange_strong(&t->state, &expected, gen | CS_ST_CANCEL);
 	}
 }
 
+/* Every caller passes the generation of a client descriptor that just went
+ * away (closed, replaced), so this is also where closes are counted. */
 static void unbind_if(uint32_t gen)
 {
 	struct cs_thread *t = cs_tls.rec;
 	uint64_t s;
 
+	cs_stat_add(CS_STAT_CLOSED, 1);
 	if (!t)
 		return;
 	s = atomic_load(&t->state);
@@ -152,7 +158,8 @@ static unsigned call_class(int fd, uint64_t slot)
 
 /* ---- I/O ---------------------------------------------------------------- */
 
-struct cs_thread *cs_io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait)
+/* NULL: pass the call through; else the thread whose call may be failed. */
+static struct cs_thread *io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait)
 {
 	struct cs_thread *result = NULL;
 	int saved = errno;
@@ -178,7 +185,10 @@ static void count_failure(unsigned cls, const char *what, int fd)
 	cs_debug("ECANCELED %s fd=%d", what, fd);
 }
 
-long cs_io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+/* Issues system call nr for a bound thread so that a cancel interrupts it:
+ * the raw result (-errno), -ECANCELED, or CS_PASS for a cancelled thread's
+ * call that turned out to be non-blocking (never failed: libc issues it). */
+static long io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	uint64_t st;
 	long r, fl;
@@ -197,9 +207,28 @@ again:
 	/* Cancelled. A non-blocking call is never failed: issue it for real. */
 	fl = cs_raw2(SYS_fcntl, fd, F_GETFL);
 	if (fl >= 0 && (fl & O_NONBLOCK))
-		return CS_REISSUE;
+		return CS_PASS;
 	count_failure(call_class(fd, cs_fd_get(fd)), "io", fd);
+	cs_stats_cancel_done(t, (uint32_t)st);
 	return -ECANCELED;
+}
+
+struct cs_thread *cs_io_decide(int fd, int dontwait)
+{
+	struct cs_thread *t = cs_tls.rec;
+	uint64_t slot = cs_fd_get(fd);
+
+	if (CS_SLOT_KIND(slot) != CS_KIND_CLIENT && (!t || !(atomic_load(&t->state) & CS_ST_GEN)))
+		return NULL;	/* serving no one */
+	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && t && (uint32_t)slot == (uint32_t)atomic_load(&t->state))
+		return NULL;	/* its own client */
+	return io_slow(t, fd, slot, dontwait);
+}
+
+long cs_io_route(int fd, int dontwait, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	struct cs_thread *t = cs_io_decide(fd, dontwait);
+	return t ? io_call(t, fd, nr, a1, a2, a3, a4, a5, a6) : CS_PASS;
 }
 
 /* ---- Waits -------------------------------------------------------------- */
@@ -312,6 +341,7 @@ long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long 
 		return CS_RESTART;
 	if ((r == -ECANCELED || r == -EINTR) && (st & CS_ST_CANCEL)) {
 		count_failure(CS_CLASS_WAIT, "wait", -1);
+		cs_stats_cancel_done(t, (uint32_t)st);
 		return -ECANCELED;
 	}
 	return r;
@@ -349,8 +379,20 @@ void cs_fd_closing_range(unsigned first, unsigned last)
 
 void cs_fd_duplicated(int oldfd, int newfd)
 {
-	uint64_t s = cs_fd_get(oldfd);
-	uint64_t prev = cs_fd_exchange(newfd, s, 1);
+	uint64_t s = cs_fd_get(oldfd), prev;
+
+	if (oldfd == newfd)	/* dup2(fd, fd) changes nothing */
+		return;
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT) {
+		/* Both descriptors must learn of the disconnect (disconnect.c). */
+		_Atomic uint64_t *ref = cs_fd_ref_existing(oldfd);
+		if (ref)
+			atomic_fetch_or(ref, CS_CLIENT_SHARED);
+		s |= CS_CLIENT_SHARED;
+	}
+	prev = cs_fd_exchange(newfd, s, 1);
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT)
+		cs_stat_add(CS_STAT_DUPLICATED, 1);
 	/* dup2 over a client socket closed it implicitly. */
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT && (uint32_t)prev != (uint32_t)s)
 		unbind_if((uint32_t)prev);

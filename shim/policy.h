@@ -16,35 +16,42 @@
 #include "process.h"
 #include "threads.h"
 
-/* A result that means "issue the call through libc after all": a cancelled
- * thread's call turned out to be non-blocking. */
-#define CS_REISSUE (-100000L)
 /* A wait cut short by a stray cancel signal (see cancel_signal.c): the
  * wrapper issues it again with the time that is left. */
 #define CS_RESTART (-100001L)
 
-struct cs_thread *cs_io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait);
+/* A result that means "call libc after all". */
+#define CS_PASS (-100002L)
 
-/* Before I/O on fd. NULL: pass the call through to libc. Otherwise the call
- * goes through cs_io_call() for this thread. dontwait: MSG_DONTWAIT given. */
-static inline struct cs_thread *cs_io_enter(int fd, int dontwait)
+/* 1 when I/O on fd by the calling thread goes straight to libc: the thread
+ * serves no client and fd is not a client connection, or fd is the very
+ * client it serves (whose socket keeps its natural results). A handful of
+ * instructions, no call: this is every intercepted call's cost. */
+static inline int cs_io_direct(int fd)
 {
 	struct cs_thread *t = cs_tls.rec;
 	uint64_t slot = cs_fd_get(fd);
 	uint64_t st = t ? atomic_load_explicit(&t->state, memory_order_relaxed) : 0;
 
-	if (__builtin_expect(CS_SLOT_KIND(slot) != CS_KIND_CLIENT, 1)) {
-		if (__builtin_expect(!(st & CS_ST_GEN), 1))
-			return NULL;	/* not serving anyone */
-	} else if ((uint32_t)slot == (uint32_t)st) {
-		return NULL;		/* the thread's own client: natural results */
-	}
-	return cs_io_slow(t, fd, slot, dontwait);
+	if (__builtin_expect(!CS_SLOT_IS_CLIENT(slot), 1))
+		return !(st & CS_ST_GEN);
+	return (uint32_t)slot == (uint32_t)st;
 }
 
-/* Issues system call nr for a bound thread so that a cancel interrupts it.
- * Returns the raw result (-errno), -ECANCELED, or CS_REISSUE. */
-long cs_io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+/* Everything else, out of line: binding to another client, classifying fd,
+ * and issuing system call nr through the cancellable path when the call may
+ * be failed. Returns the raw result (-errno, -ECANCELED) or CS_PASS.
+ * dontwait: MSG_DONTWAIT or RWF_NOWAIT given. */
+long cs_io_route(int fd, int dontwait, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+
+/* The decision alone (binding included): the thread whose call on fd would go
+ * through the cancellable path, or NULL when it goes straight to libc. */
+struct cs_thread *cs_io_decide(int fd, int dontwait);
+
+static inline struct cs_thread *cs_io_enter(int fd, int dontwait)
+{
+	return cs_io_direct(fd) ? NULL : cs_io_decide(fd, dontwait);
+}
 
 /* Waits. A wait is scanned only when the calling thread is bound. */
 struct cs_wait_scan {

@@ -20,7 +20,6 @@
 #include "watcher.h"
 
 struct cs_process cs_proc = { .pid = 0, .active = 0 };
-_Atomic uint64_t cs_stats[CS_STAT_COUNT];
 
 static void atfork_child(void);
 
@@ -97,6 +96,7 @@ static void atfork_child(void)
 
 	cs_proc.pid = (int)cs_raw0(SYS_getpid);
 	cs_watcher_after_fork_child();
+	cs_stats_after_fork_child();	/* stop writing the parent's segment */
 	cs_threads_after_fork_child((int)cs_raw0(SYS_gettid));
 	cs_fd_for_each(0, CS_FD_MAX - 1, clear_registered, NULL);
 	/* A prefork parent's loop is not the child's: the child decides anew. */
@@ -135,6 +135,7 @@ void cs_process_accepted(int lfd, int fd)
 	if (!atomic_load_explicit(&cs_proc.serving, memory_order_relaxed))
 		atomic_store(&cs_proc.serving, 1);
 	cs_stat_add(CS_STAT_CONNECTIONS, 1);
+	cs_stats_publish();	/* the first accept makes the process visible to cancelctl */
 }
 
 static void release_record(void *p)

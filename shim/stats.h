@@ -1,31 +1,56 @@
 /* Counters of what the shim did. Relaxed atomic adds on the rare paths only
- * (binding, cancels, failed calls); the common path counts nothing. */
+ * (accepting, binding, cancels, failed calls); the common path counts
+ * nothing.
+ *
+ * The counters live in a private array until the process first accepts a
+ * client; then they move into the shared segment that `cancelctl stats`
+ * reads (stats.c, stats_layout.h). cs_stats is the array in use:
+ * cs_stats[CS_STAT_CANCELS]. */
 #ifndef CS_STATS_H
 #define CS_STATS_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-enum cs_stat {
-	CS_STAT_CONNECTIONS,	/* client connections accepted */
-	CS_STAT_REGISTERED,	/* connections handed to the watcher */
-	CS_STAT_DISCONNECT_FIN,
-	CS_STAT_DISCONNECT_RST,
-	CS_STAT_CANCELS,	/* threads whose cancel flag was set */
-	CS_STAT_WAKEUPS,	/* cancel signals sent to a thread inside a call */
-	CS_STAT_FAILED_NET,	/* calls failed with ECANCELED, by class */
-	CS_STAT_FAILED_WAIT,
-	CS_STAT_FAILED_FILE,
-	CS_STAT_FAILED_PIPE,
-	CS_STAT_LOOP_THREADS,	/* threads recognised as event loops */
-	CS_STAT_COUNT
-};
+#include "stats_layout.h"
+#include "threads.h"
 
-extern _Atomic uint64_t cs_stats[CS_STAT_COUNT];
+extern _Atomic(_Atomic uint64_t *) cs_stats_where;
+
+static inline _Atomic uint64_t *cs_stats_base(void)
+{
+	return atomic_load_explicit(&cs_stats_where, memory_order_acquire);
+}
+#define cs_stats (cs_stats_base())
 
 static inline void cs_stat_add(enum cs_stat s, uint64_t n)
 {
-	atomic_fetch_add_explicit(&cs_stats[s], n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&cs_stats_base()[s], n, memory_order_relaxed);
+}
+
+/* Creates this process's segment unless it has one (or could not have one):
+ * called at the first accept and at a fork child's first binding. Cheap when
+ * already done. */
+void cs_stats_publish(void);
+
+/* In a fork child (from the atfork handler: no allocation, no lock): back to
+ * private counters, zeroed; the parent's segment is left to the parent. */
+void cs_stats_after_fork_child(void);
+
+/* A thread's call failed with ECANCELED for connection gen: the first such
+ * call after the watcher's cancel adds the latency to the histogram. */
+void cs_stats_cancel_done(struct cs_thread *t, uint32_t gen);
+
+/* CLOCK_MONOTONIC in ns (vDSO). */
+uint64_t cs_stats_now_ns(void);
+
+/* The watcher, about to set t's cancel flag for connection gen: when the
+ * disconnect was processed (CLOCK_MONOTONIC ns). Only the watcher stores a
+ * stamp; only the owning thread consumes it. */
+static inline void cs_stats_cancel_stamp(struct cs_thread *t, uint32_t gen, uint64_t now_ns)
+{
+	atomic_store_explicit(&t->cancel_gen, gen, memory_order_relaxed);
+	atomic_store_explicit(&t->cancel_ns, now_ns ? now_ns : 1, memory_order_relaxed);
 }
 
 #endif

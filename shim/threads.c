@@ -35,7 +35,11 @@ static struct cs_thread *chunk_for(size_t c, int allocate)
 
 struct cs_thread *cs_thread_at(size_t i)
 {
-	struct cs_thread *chunk = chunk_for(i / CHUNK_RECORDS, 0);
+	struct cs_thread *chunk;
+
+	if (i >= (size_t)CHUNKS * CHUNK_RECORDS)	/* limit may overshoot briefly */
+		return NULL;
+	chunk = chunk_for(i / CHUNK_RECORDS, 0);
 	return chunk ? &chunk[i % CHUNK_RECORDS] : NULL;
 }
 

@@ -26,7 +26,11 @@ struct cs_thread {
 	_Atomic uint64_t state;
 	_Atomic int tid;	/* kernel thread id; 0 when the record is free */
 	int bound_fd;		/* the fd the binding was made through (owner only) */
-	char pad[64 - sizeof(uint64_t) - 2 * sizeof(int)];
+	/* Statistics (stats.c): when the watcher cancelled connection
+	 * cancel_gen (CLOCK_MONOTONIC ns, 0: no cancel pending). */
+	_Atomic uint64_t cancel_ns;
+	_Atomic uint32_t cancel_gen;
+	char pad[64 - 2 * sizeof(uint64_t) - 3 * sizeof(int)];
 };
 
 /* Thread-local, initial-exec: reading it is one instruction, and it is safe in

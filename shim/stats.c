@@ -1,0 +1,156 @@
+/* Where the counters live, and their move into the shared segment.
+ *
+ * Until the process first accepts a client, cs_stats points at a private
+ * array. Publishing creates the segment (stats_segment.c), fills its header,
+ * points cs_stats at its counters and drains the private ones into it. A
+ * fork child points back at its own private array, zeroed: the parent's
+ * segment is the parent's; the child publishes its own at its first binding.
+ *
+ * Writers only ever do relaxed atomic adds on the array they loaded; the
+ * reader (cancelctl) maps the file read-only and never takes a lock, so a
+ * reader never blocks a writer. An add that loaded the private array just
+ * before the switch and lands after the drain is lost: a window of a few
+ * instructions, once per process. */
+#include "stats.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "config.h"
+#include "fdtable.h"
+#include "log.h"
+#include "process.h"
+#include "raw_syscall.h"
+#include "stats_segment.h"
+
+static _Atomic uint64_t private_counters[CS_STAT_COUNT];
+_Atomic(_Atomic uint64_t *) cs_stats_where = private_counters;
+
+/* Dead processes' segments looked at by each new publisher. Enough to keep
+ * up with a server that forks per request, whose children all _exit(). */
+#define SWEEP_MAX 256
+
+enum { PUB_NONE, PUB_CREATING, PUB_DONE, PUB_FAILED };
+static _Atomic int pub_state = PUB_NONE;
+static struct cs_seg_header *segment;	/* set while PUB_DONE */
+static int segment_pid;			/* the pid it is named after */
+
+uint64_t cs_stats_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	size_t i = 0;
+	for (; src[i] && i < len - 1; i++)
+		dst[i] = src[i];
+	dst[i] = 0;
+}
+
+static void fill_header(struct cs_seg_header *h, int pid)
+{
+	struct timespec ts;
+
+	h->version = CS_SEG_VERSION;
+	h->header_size = CS_SEG_HEADER_SIZE;
+	h->ncounters = CS_STAT_COUNT;
+	h->latency_first = CS_STAT_LATENCY;
+	h->latency_buckets = CS_LATENCY_BUCKETS;
+	h->pid = pid;
+	h->start_time = cs_segment_start_time();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h->created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	/* The only watcher in this build is epoll, whatever was asked. */
+	copy_str(h->mode, sizeof h->mode, "epoll");
+	copy_str(h->mode_requested, sizeof h->mode_requested, cs_mode_name(cs_proc.cfg.mode));
+	copy_str(h->on, sizeof h->on, cs_on_name(cs_proc.cfg.on));
+	cs_calls_format(cs_proc.cfg.calls, h->calls, sizeof h->calls);
+	cs_signal_format(cs_proc.cfg.signo, h->signal, sizeof h->signal);
+	cs_segment_cmdline(h->cmdline, sizeof h->cmdline);
+}
+
+void cs_stats_publish(void)
+{
+	int expected = PUB_NONE, err = 0, pid;
+	struct cs_seg_header *h;
+	_Atomic uint64_t *shared;
+
+	if (__builtin_expect(atomic_load_explicit(&pub_state, memory_order_relaxed) != PUB_NONE, 1))
+		return;
+	if (!atomic_compare_exchange_strong(&pub_state, &expected, PUB_CREATING))
+		return;	/* another thread is at it; counts go private meanwhile */
+	pid = (int)cs_raw0(SYS_getpid);
+	h = cs_segment_create(pid, &err);
+	if (!h) {
+		atomic_store(&pub_state, PUB_FAILED);
+		cs_info("no statistics segment (error %d): counters stay private", -err);
+		return;
+	}
+	fill_header(h, pid);
+	shared = (_Atomic uint64_t *)((char *)h + CS_SEG_HEADER_SIZE);
+	segment = h;
+	segment_pid = pid;
+	atomic_store_explicit(&cs_stats_where, shared, memory_order_release);
+	for (unsigned i = 0; i < CS_STAT_COUNT; i++) {
+		uint64_t v = atomic_exchange_explicit(&private_counters[i], 0, memory_order_relaxed);
+		if (v)
+			atomic_fetch_add_explicit(&shared[i], v, memory_order_relaxed);
+	}
+	/* Readers skip a segment until its magic is there. */
+	__atomic_store_n(&h->magic, CS_SEG_MAGIC, __ATOMIC_RELEASE);
+	atomic_store(&pub_state, PUB_DONE);
+	cs_info("statistics in " CS_SEG_DIR "/" CS_SEG_PREFIX "%d", pid);
+	/* Bounded: a publisher pays for at most SWEEP_MAX kill(pid, 0). */
+	cs_segment_sweep(pid, SWEEP_MAX);
+}
+
+static void count_inherited(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	(void)fd;
+	if (CS_SLOT_KIND(atomic_load_explicit(slot, memory_order_relaxed)) == CS_KIND_CLIENT)
+		++*(uint64_t *)arg;
+}
+
+void cs_stats_after_fork_child(void)
+{
+	uint64_t inherited = 0;
+
+	if (segment) {
+		/* Not ours to write or to remove. */
+		cs_raw2(SYS_munmap, segment, CS_SEG_SIZE);
+		segment = NULL;
+	}
+	for (unsigned i = 0; i < CS_STAT_COUNT; i++)
+		atomic_store_explicit(&private_counters[i], 0, memory_order_relaxed);
+	atomic_store(&cs_stats_where, private_counters);
+	atomic_store(&pub_state, PUB_NONE);
+	cs_fd_for_each(0, CS_FD_MAX - 1, count_inherited, &inherited);
+	if (inherited)
+		cs_stat_add(CS_STAT_INHERITED, inherited);
+}
+
+void cs_stats_cancel_done(struct cs_thread *t, uint32_t gen)
+{
+	uint64_t at = atomic_exchange_explicit(&t->cancel_ns, 0, memory_order_relaxed);
+	uint64_t now;
+
+	/* No stamp: the flag was set by a binding to a connection already
+	 * dead, or this is not the first failed call since the cancel. */
+	if (!at || atomic_load_explicit(&t->cancel_gen, memory_order_relaxed) != gen)
+		return;
+	now = cs_stats_now_ns();
+	cs_stat_add(CS_STAT_LATENCY + cs_latency_bucket(now > at ? (now - at) / 1000 : 0), 1);
+}
+
+/* At exit: the segment goes with the process. A process killed by a signal
+ * or ending with _exit leaves it behind; cancelctl removes those. */
+__attribute__((destructor)) static void unpublish(void)
+{
+	if (atomic_load(&pub_state) == PUB_DONE && segment && segment_pid == (int)cs_raw0(SYS_getpid))
+		cs_segment_remove(segment_pid);
+}

@@ -1,0 +1,75 @@
+/* The statistics segment: what a shimmed process publishes in
+ * /dev/shm/cancelshim.<pid> and what `cancelctl stats` reads. Shared by the
+ * shim (writer) and the tool (reader); fixed-size fields only.
+ *
+ * Compatibility: a reader accepts any segment whose magic matches and whose
+ * version it knows. New counters are only ever appended (ncounters grows, the
+ * version stays); a change to an existing field bumps the version. docs/stats.md
+ * documents every field. */
+#ifndef CS_STATS_LAYOUT_H
+#define CS_STATS_LAYOUT_H
+
+#include <stdint.h>
+
+#define CS_SEG_DIR "/dev/shm"
+#define CS_SEG_PREFIX "cancelshim."	/* CS_SEG_DIR/CS_SEG_PREFIX<pid> */
+#define CS_SEG_MAGIC 0x31545354534e4143ull	/* "CANSTST1", stored last */
+#define CS_SEG_VERSION 1u
+#define CS_SEG_CMDLINE 128
+#define CS_LATENCY_BUCKETS 32	/* log2 buckets of microseconds */
+
+/* Counter indices. Values are part of the interface: never renumber. */
+enum cs_stat {
+	CS_STAT_CONNECTIONS = 0,	/* client connections accepted */
+	CS_STAT_REGISTERED = 1,		/* connections handed to the watcher */
+	CS_STAT_DISCONNECT_FIN = 2,	/* watched connections whose peer sent FIN */
+	CS_STAT_DISCONNECT_RST = 3,	/* ... or reset */
+	CS_STAT_CANCELS = 4,		/* threads whose cancel flag was set */
+	CS_STAT_WAKEUPS = 5,		/* cancel signals sent to a thread inside a call */
+	CS_STAT_FAILED_NET = 6,		/* calls failed with ECANCELED, by class */
+	CS_STAT_FAILED_WAIT = 7,
+	CS_STAT_FAILED_FILE = 8,
+	CS_STAT_FAILED_PIPE = 9,
+	CS_STAT_LOOP_THREADS = 10,	/* threads recognised as event loops */
+	CS_STAT_CLOSED = 11,		/* client descriptors released (close, dup2 over, ...) */
+	CS_STAT_INHERITED = 12,		/* client descriptors present at fork (child only) */
+	CS_STAT_DUPLICATED = 13,	/* client descriptors made by dup/dup2/F_DUPFD */
+	CS_STAT_UNBOUND = 14,		/* disconnects the watcher saw with no thread bound */
+	CS_STAT_RESERVED = 15,
+	CS_STAT_LATENCY = 16,		/* CS_LATENCY_BUCKETS buckets follow */
+	CS_STAT_COUNT = CS_STAT_LATENCY + CS_LATENCY_BUCKETS
+};
+
+/* Latency bucket b counts cancels whose latency in whole microseconds us
+ * satisfies: b == 0: us == 0; 0 < b < last: 2^(b-1) <= us < 2^b; the last
+ * bucket also holds everything larger. */
+static inline unsigned cs_latency_bucket(uint64_t us)
+{
+	unsigned b = us ? 64u - (unsigned)__builtin_clzll(us) : 0u;
+	return b < CS_LATENCY_BUCKETS ? b : CS_LATENCY_BUCKETS - 1;
+}
+
+struct cs_seg_header {
+	uint64_t magic;		/* CS_SEG_MAGIC once the header is complete */
+	uint32_t version;	/* CS_SEG_VERSION */
+	uint32_t header_size;	/* byte offset of the counters */
+	uint32_t ncounters;	/* uint64_t counters at header_size (CS_STAT_COUNT) */
+	uint32_t latency_first;	/* index of latency bucket 0 (CS_STAT_LATENCY) */
+	uint32_t latency_buckets;
+	int32_t pid;
+	uint64_t start_time;	/* field 22 of /proc/PID/stat: clock ticks after boot */
+	uint64_t created_ns;	/* CLOCK_REALTIME when published */
+	char mode[16];		/* in force: "epoll" */
+	char mode_requested[16];	/* CANCELSHIM_MODE: auto, epoll, ebpf */
+	char on[8];		/* fin, rst */
+	char calls[32];		/* net,wait,... */
+	char signal[24];	/* SIGRTMAX-1 ... */
+	char cmdline[CS_SEG_CMDLINE];	/* argv joined with spaces, truncated */
+};
+
+#define CS_SEG_HEADER_SIZE 512u
+#define CS_SEG_SIZE (CS_SEG_HEADER_SIZE + CS_STAT_COUNT * sizeof(uint64_t))
+
+_Static_assert(sizeof(struct cs_seg_header) <= CS_SEG_HEADER_SIZE, "header outgrew its room");
+
+#endif
