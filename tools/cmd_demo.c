@@ -1,11 +1,15 @@
 /* cancelctl demo: the scenario the project exists for, side by side.
  *
  * Two copies of cancelshim-demo-server (one plain, one under the shim) share
- * one slow storage service. A scripted client starts the same job on both,
- * waits until both have stored K chunks, then presses Cancel: it closes both
- * connections. The plain server works on for nobody; the shimmed one should
- * stop at once. Every figure in the table comes from the servers' /stats
- * (their CLOCK_MONOTONIC, the same clock as ours), not from the client.
+ * one slow storage service. The same job runs on both, then Cancel closes
+ * both client connections. The plain server works on for nobody; the
+ * shimmed one should stop at once.
+ *
+ * Without --cli the user does it in a browser: we serve the page (demo_web.c)
+ * and wait for Ctrl-C; the page talks to the two servers itself. With --cli a
+ * scripted client starts the job, waits until both servers have stored K
+ * chunks, cancels, and prints a table. Either way every figure comes from the
+ * servers' /stats (their CLOCK_MONOTONIC, the same clock as ours).
  *
  * Children: the storage and the two servers, started with fork+exec. Each
  * one's stdout is a pipe that gives us its "listening on" line; its stderr is
@@ -30,6 +34,7 @@
 #include "check_shim.h"
 #include "commands.h"
 #include "demo_net.h"
+#include "demo_web.h"
 
 #define JOB_ID "demo"
 #define STOP_BOUND_MS 500.0	/* the shimmed job must stop within this */
@@ -43,7 +48,7 @@ struct options {
 	int chunks;
 	int ms;
 	int cancel_after;
-	int port;	/* 0: let the children pick free ports */
+	int port;	/* the page's; servers on port+1..+3. 0: free ports */
 	int verbose;
 	const char *lib;	/* --lib PATH, or NULL */
 };
@@ -191,6 +196,8 @@ static void show_log(const struct child *c, size_t max, FILE *out)
 	off_t from = size > (off_t)max ? size - (off_t)max : 0;
 	char *buf;
 
+	if (c->log_fd < 0)
+		return;	/* never started */
 	if (size <= 0) {
 		fprintf(out, "--- the %s wrote nothing on stderr ---\n", c->name);
 		return;
@@ -575,6 +582,58 @@ static int run_scenario(struct run *r, const struct options *o)
 	return interrupted ? -1 : 0;	/* a dead server still gets its table */
 }
 
+/* ---- the browser demo ---- */
+
+/* What to say about the mode in force, from the shim's own info line
+ * ("mode epoll, on fin, ..."; empty if it printed none). */
+static const char *mode_note(const char *active)
+{
+	if (!active[0])
+		return "The shim printed no 'active' line (CANCELSHIM_LOG below info hides it), "
+		       "so its mode is not known.";
+	if (!strncmp(active, "mode ebpf", 9))
+		return "This is the kernel-assisted mode: an eBPF program reports disconnects.";
+	if (!strncmp(active, "mode epoll", 10))
+		return "This is the user-space watcher (epoll): the kernel-assisted mode (eBPF) "
+		       "is not in the shim yet.";
+	return "";
+}
+
+/* /demo.json: where the servers are, the job, and the shim's mode. */
+static void web_config(char *out, size_t size, const struct options *o, const struct run *r,
+		       const char *active)
+{
+	char esc_active[512], esc_note[512];
+
+	web_json_escape(active, esc_active, sizeof esc_active);
+	web_json_escape(mode_note(active), esc_note, sizeof esc_note);
+	snprintf(out, size,
+		 "{\"plain\":{\"port\":%d},\"shimmed\":{\"port\":%d},\"chunks\":%d,\"ms\":%d,"
+		 "\"shim\":{\"requested\":\"auto\",\"active\":%s%s%s,\"note\":\"%s\"}}\n",
+		 r->server[PLAIN]->port, r->server[SHIMMED]->port, o->chunks, o->ms,
+		 active[0] ? "\"" : "", active[0] ? esc_active : "null", active[0] ? "\"" : "",
+		 esc_note);
+}
+
+/* Serve the page until a signal (0) or until a child dies (-1, said). */
+static int web_run(int lfd, const char *config, struct child *const children[], int n)
+{
+	while (!interrupted) {
+		for (int i = 0; i < n; i++) {
+			if (child_gone(children[i])) {
+				describe_exit(children[i]);
+				return -1;
+			}
+		}
+		if (web_serve_one(lfd, config, 250) < 0) {
+			fprintf(stderr, "cancelctl demo: the page's socket failed: %s\n",
+				strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* ---- the command ---- */
 
 static void usage(FILE *out)
@@ -586,22 +645,27 @@ static void usage(FILE *out)
 		"Runs one job on two copies of the demo server, one plain and one under the\n"
 		"shim, then cancels it (closes the client connections) and shows what each\n"
 		"server did next. The job stores N chunks in slow storage, each a blocking\n"
-		"call of M ms; Cancel comes after K chunks.\n"
+		"call of M ms.\n"
 		"\n"
-		"  --cli             the command-line demo (the browser demo is not written yet;\n"
-		"                    without --cli this one runs too)\n"
+		"Without --cli it serves a page on 127.0.0.1 (the address is printed) with\n"
+		"Start and Cancel buttons: open it in a browser. Ctrl-C ends the demo.\n"
+		"\n"
+		"  --cli             the command-line demo instead: a scripted client cancels\n"
+		"                    after K chunks and a table shows what happened\n"
 		"  --chunks N        chunks in the job (default 50)\n"
 		"  --ms M            milliseconds per chunk, 10..10000 (default 100)\n"
-		"  --cancel-after K  Cancel after K chunks, 1..N-1 (default 10)\n"
-		"  --port P          storage on P, plain server on P+1, shimmed on P+2\n"
-		"                    (default: free ports)\n"
+		"  --cancel-after K  (--cli) Cancel after K chunks, 1..N-1 (default 10)\n"
+		"  --port P          the page on P; storage on P+1, plain server on P+2,\n"
+		"                    shimmed server on P+3 (default: free ports)\n"
 		"  --lib PATH        the shim library to use (see below)\n"
 		"  -v, --verbose     show the servers' stderr (the shim's log)\n"
 		"\n%s\n"
 		"The shimmed server runs with CANCELSHIM_MODE=auto and CANCELSHIM_LOG=info\n"
 		"unless you set CANCELSHIM_LOG; your other CANCELSHIM_* settings apply to it.\n"
-		"Exit status: 0 if the shimmed job stopped with ECANCELED within %.0f ms of\n"
-		"Cancel and the plain one ran to the end, 1 otherwise, 2 on bad usage.\n",
+		"Exit status with --cli: 0 if the shimmed job stopped with ECANCELED within\n"
+		"%.0f ms of Cancel and the plain one ran to the end, 1 otherwise, 2 on bad\n"
+		"usage. In the browser demo: 0 when ended by Ctrl-C (or SIGTERM), 1 if a\n"
+		"server died or the page's port could not be had.\n",
 		shim_locate_help, STOP_BOUND_MS);
 }
 
@@ -640,7 +704,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'n': bad |= parse_int(optarg, 2, 100000, &o->chunks); break;
 		case 'm': bad |= parse_int(optarg, 10, 10000, &o->ms); break;
 		case 'k': bad |= parse_int(optarg, 1, 100000, &o->cancel_after); break;
-		case 'p': bad |= parse_int(optarg, 1, 65533, &o->port); break;
+		case 'p': bad |= parse_int(optarg, 1, 65532, &o->port); break;
 		case 'l': o->lib = optarg; break;
 		case 'v': o->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
@@ -649,7 +713,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (!bad && optind < argc)
 		bad = -1;
-	if (!bad && o->cancel_after >= o->chunks) {
+	if (!bad && o->cli && o->cancel_after >= o->chunks) {
 		fprintf(stderr, "cancelctl demo: --cancel-after must be less than --chunks\n");
 		bad = -1;
 	}
@@ -667,20 +731,17 @@ int cmd_demo(int argc, char **argv)
 	struct options o;
 	char server[PATH_MAX + 32], preload[PATH_MAX + 16], err[PATH_MAX * 2 + 128];
 	struct shim_location shim;
-	char ports[3][16], mode_line[256];
+	char ports[3][16], active[256] = "", origins[2][64], config[2048];
 	struct child storage = { .name = "storage", .out_fd = -1, .log_fd = -1 };
 	struct child plain = { .name = "plain server", .out_fd = -1, .log_fd = -1 };
 	struct child shimmed = { .name = "shimmed server", .out_fd = -1, .log_fd = -1 };
 	struct run r = { .server = { &plain, &shimmed }, .job_fd = { -1, -1 } };
 	struct sigaction sa = { .sa_handler = on_signal };	/* no SA_RESTART */
 	char **plain_env = NULL, **shim_env = NULL;
-	int ok = 0;
+	int ok = 0, page_fd = -1, page_port = 0;
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
-	if (!o.cli)
-		fprintf(stderr, "cancelctl demo: the browser demo is not written yet; "
-			"running the command-line demo (--cli).\n");
 	if (find_server(server, sizeof server) < 0) {
 		fprintf(stderr, "cancelctl demo: cannot find cancelshim-demo-server next to "
 			"cancelctl\n");
@@ -702,40 +763,81 @@ int cmd_demo(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	printf("cancelctl demo: one job on two copies of the same server, then Cancel.\n"
-	       "  job: %d chunks, each a blocking call to slow storage taking %d ms; "
-	       "Cancel after %d\n"
-	       "  shim: %s (%s)\n"
-	       "  mode: CANCELSHIM_MODE=auto (the epoll watcher; the kernel-assisted mode is "
-	       "a later issue)\n", o.chunks, o.ms, o.cancel_after, shim.path, shim.source);
+	/* The page's port first: the servers must know its origin (CORS), and
+	 * a --port already in use should fail before anything starts. */
+	if (!o.cli && (page_fd = net_listen(o.port, &page_port)) < 0) {
+		fprintf(stderr, "cancelctl demo: cannot listen on 127.0.0.1:%d for the page: %s\n",
+			o.port, strerror(errno));
+		goto cleanup;
+	}
+	snprintf(origins[0], sizeof origins[0], "http://127.0.0.1:%d", page_port);
+	snprintf(origins[1], sizeof origins[1], "http://localhost:%d", page_port);
+
+	if (o.cli)
+		printf("cancelctl demo: one job on two copies of the same server, then Cancel.\n"
+		       "  job: %d chunks, each a blocking call to slow storage taking %d ms; "
+		       "Cancel after %d\n", o.chunks, o.ms, o.cancel_after);
+	else
+		printf("cancelctl demo: one job on two copies of the same server, in your "
+		       "browser.\n"
+		       "  job: %d chunks, each a blocking call to slow storage taking %d ms\n",
+		       o.chunks, o.ms);
+	printf("  shim: %s (%s)\n", shim.path, shim.source);
 	fflush(stdout);
 
 	for (int i = 0; i < 3; i++)
-		snprintf(ports[i], sizeof ports[i], "%d", o.port ? o.port + i : 0);
+		snprintf(ports[i], sizeof ports[i], "%d", o.port ? o.port + 1 + i : 0);
 	if (spawn_child(&storage, (char *[]){ server, "--storage", ports[0], NULL }, plain_env) < 0 ||
 	    wait_listening(&storage) < 0)
 		goto cleanup;
 	snprintf(ports[0], sizeof ports[0], "%d", storage.port);
-	if (spawn_child(&plain, (char *[]){ server, ports[1], ports[0], NULL }, plain_env) < 0 ||
-	    spawn_child(&shimmed, (char *[]){ server, ports[2], ports[0], NULL }, shim_env) < 0 ||
+	/* SERVER [--allow-origin PAGE...] PORT STORAGE_PORT: the page's origins
+	 * in the browser demo only, PORT filled in per server. */
+	char *argv_plain[8] = { server }, *argv_shim[8];
+	int k = 1;
+	if (!o.cli)
+		for (int i = 0; i < 2; i++) {
+			argv_plain[k++] = "--allow-origin";
+			argv_plain[k++] = origins[i];
+		}
+	argv_plain[k + 1] = ports[0];
+	memcpy(argv_shim, argv_plain, sizeof argv_shim);
+	argv_plain[k] = ports[1];
+	argv_shim[k] = ports[2];
+	if (spawn_child(&plain, argv_plain, plain_env) < 0 ||
+	    spawn_child(&shimmed, argv_shim, shim_env) < 0 ||
 	    wait_listening(&plain) < 0 || wait_listening(&shimmed) < 0)
 		goto cleanup;
-	printf("  storage on 127.0.0.1:%d, plain server on 127.0.0.1:%d, "
-	       "shimmed server on 127.0.0.1:%d\n\n", storage.port, plain.port, shimmed.port);
+	/* The shim says its mode once, as it loads: before "listening on". */
+	find_in_log(&shimmed, "info: active: ", active, sizeof active);
+	printf("  mode: CANCELSHIM_MODE=auto; the shim says: %s%s\n"
+	       "        %s\n"
+	       "  storage on 127.0.0.1:%d, plain server on 127.0.0.1:%d, "
+	       "shimmed server on 127.0.0.1:%d\n\n",
+	       active[0] ? "active: " : "nothing", active, mode_note(active),
+	       storage.port, plain.port, shimmed.port);
 	fflush(stdout);
 
-	if (run_scenario(&r, &o) == 0) {
+	if (!o.cli) {
+		web_config(config, sizeof config, &o, &r, active);
+		printf("Open http://127.0.0.1:%d/ in a browser, press Start, then Cancel.\n"
+		       "Ctrl-C here ends the demo.\n", page_port);
+		fflush(stdout);
+		ok = web_run(page_fd, config, (struct child *[]){ &storage, &plain, &shimmed }, 3) == 0;
+	} else if (run_scenario(&r, &o) == 0) {
 		ok = report(&r, &o);
-		if (find_in_log(&shimmed, "info: active: ", mode_line, sizeof mode_line) == 0)
-			printf("The shim reported: active: %s\n", mode_line);
+		if (active[0])
+			printf("The shim reported: active: %s\n", active);
 		else
 			printf("The shim did not report itself active (no 'info: active:' line in "
 			       "the shimmed server's stderr)\n");
 	}
 
 cleanup:
-	if (interrupted)
+	if (interrupted && (o.cli || !ok))
 		fprintf(stderr, "cancelctl demo: interrupted\n");
+	if (page_fd >= 0)
+		close(page_fd);
 	for (int i = 0; i < NSERVERS; i++)
 		if (r.job_fd[i] >= 0)
 			close(r.job_fd[i]);
@@ -752,6 +854,11 @@ cleanup:
 	stop_child(&storage);
 	free(plain_env);
 	free(shim_env);
+	if (!o.cli) {
+		if (ok)
+			printf("\ncancelctl demo: stopped; the servers and the storage have ended.\n");
+		return ok ? 0 : 1;
+	}
 	if (interrupted)
 		return 128 + interrupted;
 	return ok ? 0 : 1;

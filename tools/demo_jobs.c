@@ -23,6 +23,8 @@ struct job {
 	double ended_ms;	/* < 0: still running */
 	int err;
 	const char *failed_call;
+	double cancel_ms;	/* < 0: Cancel not pressed */
+	int chunks_at_cancel;
 };
 
 static struct job jobs[MAX_JOBS];
@@ -79,6 +81,7 @@ struct job *jobs_start(const char *id, int chunks_total)
 		.started_ms = mono_ms(),
 		.last_chunk_ms = -1,
 		.ended_ms = -1,
+		.cancel_ms = -1,
 	};
 	strcpy(job->id, id);
 	pthread_mutex_unlock(&jobs_lock);
@@ -91,6 +94,30 @@ void jobs_chunk_done(struct job *job)
 	job->chunks_done++;
 	job->last_chunk_ms = mono_ms();
 	pthread_mutex_unlock(&jobs_lock);
+}
+
+int jobs_mark_cancel(const char *id)
+{
+	int rc = -1;
+
+	errno = ENOENT;
+	pthread_mutex_lock(&jobs_lock);
+	for (int i = 0; i < MAX_JOBS; i++) {
+		struct job *j = &jobs[i];
+
+		if (!j->used || strcmp(j->id, id))
+			continue;
+		if (j->cancel_ms >= 0) {
+			errno = EALREADY;
+		} else {
+			j->cancel_ms = mono_ms();
+			j->chunks_at_cancel = j->chunks_done;
+			rc = 0;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&jobs_lock);
+	return rc;
 }
 
 void jobs_end(struct job *job, int err, const char *failed_call)
@@ -138,6 +165,11 @@ void jobs_write_json(FILE *out)
 		fprintf(out, ",\"errno\":%d", j->err);
 		write_string(out, "error", j->err ? strerrorname_np(j->err) : NULL);
 		write_string(out, "failed_call", j->failed_call);
+		write_time(out, "cancel_ms", j->cancel_ms);
+		if (j->cancel_ms < 0)
+			fputs(",\"chunks_at_cancel\":null", out);
+		else
+			fprintf(out, ",\"chunks_at_cancel\":%d", j->chunks_at_cancel);
 		fputc('}', out);
 		sep = ",";
 	}

@@ -2,7 +2,8 @@
  * many real servers are: one thread per connection, blocking sockets, and a
  * long job that forwards an upload to slow storage chunk by chunk.
  *
- *   cancelshim-demo-server PORT STORAGE_PORT   serve HTTP on 127.0.0.1:PORT
+ *   cancelshim-demo-server [--allow-origin ORIGIN]... PORT STORAGE_PORT
+ *                                              serve HTTP on 127.0.0.1:PORT
  *   cancelshim-demo-server --storage PORT      be the slow storage
  *
  * PORT 0 picks a free port; either way the first line on stdout is
@@ -12,8 +13,15 @@
  * handler or a report generator: nothing in it notices that the client has
  * gone. That is the point: without the shim it works on for nobody; under
  * the shim its storage call fails with ECANCELED and its ordinary error path
- * ends the job. */
+ * ends the job.
+ *
+ * --allow-origin: the browser demo's page comes from another port (cancelctl
+ * serves it), so the page may read our answers only if we name its origin in
+ * Access-Control-Allow-Origin. Every request the page makes is a "simple"
+ * GET (no preflight), and its /job goes straight to us: the browser's abort
+ * closes OUR client connection, as in the scenario the demo is about. */
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -29,8 +37,11 @@
 
 #define MAX_CHUNKS 100000
 #define MAX_CHUNK_MS 60000
+#define MAX_ORIGINS 4
 
 static int storage_port;
+static const char *allowed_origins[MAX_ORIGINS];
+static int n_allowed_origins;
 
 /* ---- HTTP, just enough of it ---- */
 
@@ -38,7 +49,25 @@ struct request {
 	char method[8];
 	char path[256];
 	const char *query;	/* points into path, after the '?'; "" if none */
+	const char *cors_origin;	/* its Origin if allowed, to echo; else NULL */
 };
+
+/* The request's Origin header if it is one we allow, else NULL. */
+static const char *allowed_origin(const char *head)
+{
+	const char *h = strcasestr(head, "\nOrigin:");
+	char origin[256];
+
+	if (!h)
+		return NULL;
+	h += strlen("\nOrigin:");
+	h += strspn(h, " \t");
+	snprintf(origin, sizeof origin, "%.*s", (int)strcspn(h, " \t\r\n"), h);
+	for (int i = 0; i < n_allowed_origins; i++)
+		if (!strcmp(origin, allowed_origins[i]))
+			return allowed_origins[i];
+	return NULL;
+}
 
 /* Read the request head (we take no bodies) and split its first line. */
 static int read_request(int fd, struct request *req)
@@ -64,6 +93,7 @@ static int read_request(int fd, struct request *req)
 	if (q)
 		*q++ = '\0';
 	req->query = q ? q : "";
+	req->cors_origin = allowed_origin(head);
 	return 0;
 }
 
@@ -102,58 +132,84 @@ static int int_param(const char *query, const char *name, int min, int max, int 
 /* Every response closes the connection: one request per connection keeps
  * "the client went away" unambiguous. Write errors are ignored: the client
  * may be gone, and that is its business. */
-static void respond(int fd, const char *status, const char *type, const char *body, size_t len)
+static void respond(int fd, const struct request *req, const char *status, const char *type,
+		    const char *body, size_t len)
 {
-	char head[256];
+	char head[512], cors[320] = "";
 
+	if (req->cors_origin)
+		snprintf(cors, sizeof cors, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
+			 req->cors_origin);
 	snprintf(head, sizeof head,
-		 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
 		 "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-		 status, type, len);
+		 status, type, len, cors);
 	if (net_write_all(fd, head, strlen(head)) == 0)
 		net_write_all(fd, body, len);
 }
 
-static void respond_text(int fd, const char *status, const char *text)
+static void respond_text(int fd, const struct request *req, const char *status, const char *text)
 {
-	respond(fd, status, "text/plain; charset=utf-8", text, strlen(text));
+	respond(fd, req, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
 /* ---- endpoints ---- */
 
-/* GET / : the browser demo's page (a later issue; a placeholder for now). */
-static void serve_page(int fd, const char *query)
+/* GET / : what this is. The demo's page itself is served by cancelctl. */
+static void serve_page(int fd, const struct request *req)
 {
 	static const char page[] =
 		"<!doctype html>\n<meta charset=\"utf-8\">\n<title>cancelshim demo</title>\n"
 		"<h1>cancelshim demo</h1>\n"
-		"<p>The browser demo is not written yet. Run <code>cancelctl demo --cli</code>.</p>\n"
+		"<p>This is one of the demo's servers. The demo's page is served by "
+		"<code>cancelctl demo</code>, which prints its address.</p>\n"
 		"<p>Endpoints: <code>/job?id=ID&amp;chunks=N&amp;ms=M</code>, "
+		"<code>/mark-cancel?id=ID</code>, "
 		"<a href=\"/stats\"><code>/stats</code></a>.</p>\n";
 
-	respond(fd, "200 OK", "text/html; charset=utf-8", page, sizeof page - 1);
+	respond(fd, req, "200 OK", "text/html; charset=utf-8", page, sizeof page - 1);
 }
 
 /* GET /stats : every job's figures as JSON (see demo_jobs.h). */
-static void serve_stats(int fd, const char *query)
+static void serve_stats(int fd, const struct request *req)
 {
 	char *json = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&json, &len);
 
 	if (!out) {
-		respond_text(fd, "500 Internal Server Error", "out of memory\n");
+		respond_text(fd, req, "500 Internal Server Error", "out of memory\n");
 		return;
 	}
 	jobs_write_json(out);
 	fclose(out);
-	respond(fd, "200 OK", "application/json", json, len);
+	respond(fd, req, "200 OK", "application/json", json, len);
 	free(json);
 }
 
-/* GET /job?id=ID&chunks=N&ms=M : store N chunks, each taking M ms. */
-static void serve_job(int fd, const char *query)
+/* GET /mark-cancel?id=ID : the page's user pressed Cancel on job ID. The
+ * page asks this just before it aborts the job's fetch, so the server's
+ * clock marks the moment; the job itself never looks at the mark. */
+static void serve_mark_cancel(int fd, const struct request *req)
 {
+	char id[JOB_ID_MAX + 2];
+
+	if (!query_param(req->query, "id", id, sizeof id)) {
+		respond_text(fd, req, "400 Bad Request", "usage: /mark-cancel?id=ID\n");
+		return;
+	}
+	if (jobs_mark_cancel(id) == 0)
+		respond_text(fd, req, "200 OK", "noted\n");
+	else if (errno == EALREADY)
+		respond_text(fd, req, "409 Conflict", "already noted\n");
+	else
+		respond_text(fd, req, "404 Not Found", "no such job\n");
+}
+
+/* GET /job?id=ID&chunks=N&ms=M : store N chunks, each taking M ms. */
+static void serve_job(int fd, const struct request *req)
+{
+	const char *query = req->query;
 	char id[JOB_ID_MAX + 2], reply[256];
 	const char *failed_call = "connect";
 	int chunks, ms, done = 0, err = 0, sfd;
@@ -162,13 +218,13 @@ static void serve_job(int fd, const char *query)
 	if (!query_param(query, "id", id, sizeof id) ||
 	    int_param(query, "chunks", 1, MAX_CHUNKS, &chunks) < 0 ||
 	    int_param(query, "ms", 0, MAX_CHUNK_MS, &ms) < 0) {
-		respond_text(fd, "400 Bad Request",
+		respond_text(fd, req, "400 Bad Request",
 			     "usage: /job?id=ID&chunks=1..100000&ms=0..60000\n");
 		return;
 	}
 	job = jobs_start(id, chunks);
 	if (!job) {
-		respond_text(fd, errno == EBUSY ? "409 Conflict" : errno == ENOSPC ?
+		respond_text(fd, req, errno == EBUSY ? "409 Conflict" : errno == ENOSPC ?
 			     "503 Service Unavailable" : "400 Bad Request",
 			     errno == EBUSY ? "a job with this id is running\n" :
 			     errno == ENOSPC ? "too many running jobs\n" :
@@ -196,21 +252,22 @@ static void serve_job(int fd, const char *query)
 			(int)getpid(), id, done, chunks, failed_call, strerrorname_np(err));
 		snprintf(reply, sizeof reply, "job %s stopped after %d of %d chunks: %s: %s\n",
 			 id, done, chunks, failed_call, strerror(err));
-		respond_text(fd, "500 Internal Server Error", reply);
+		respond_text(fd, req, "500 Internal Server Error", reply);
 	} else {
 		snprintf(reply, sizeof reply, "job %s finished: %d chunks stored\n", id, done);
-		respond_text(fd, "200 OK", reply);
+		respond_text(fd, req, "200 OK", reply);
 	}
 }
 
 static const struct route {
 	const char *method;
 	const char *path;
-	void (*serve)(int fd, const char *query);
+	void (*serve)(int fd, const struct request *req);
 } routes[] = {
-	{ "GET", "/",      serve_page },
-	{ "GET", "/job",   serve_job },
-	{ "GET", "/stats", serve_stats },
+	{ "GET", "/",            serve_page },
+	{ "GET", "/job",         serve_job },
+	{ "GET", "/mark-cancel", serve_mark_cancel },
+	{ "GET", "/stats",       serve_stats },
 };
 
 /* One thread per connection, one request per connection. */
@@ -226,9 +283,9 @@ static void *serve_connection(void *arg)
 			if (!strcmp(req.method, routes[i].method) && !strcmp(req.path, routes[i].path))
 				r = &routes[i];
 		if (r)
-			r->serve(fd, req.query);
+			r->serve(fd, &req);
 		else
-			respond_text(fd, "404 Not Found", "not found\n");
+			respond_text(fd, &req, "404 Not Found", "not found\n");
 	}
 	close(fd);
 	return NULL;
@@ -270,27 +327,47 @@ static int parse_port(const char *s)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: cancelshim-demo-server PORT STORAGE_PORT   serve the demo on 127.0.0.1:PORT\n"
+		"usage: cancelshim-demo-server [--allow-origin ORIGIN]... PORT STORAGE_PORT\n"
+		"                                 serve the demo on 127.0.0.1:PORT\n"
 		"       cancelshim-demo-server --storage PORT      run the slow storage service\n"
 		"PORT 0 picks a free port; the first stdout line is \"listening on 127.0.0.1:PORT\".\n"
-		"Endpoints: GET /job?id=ID&chunks=N&ms=M, GET /stats (JSON), GET / (page).\n");
+		"Endpoints: GET /job?id=ID&chunks=N&ms=M, GET /mark-cancel?id=ID, GET /stats (JSON),\n"
+		"GET / (what this is). --allow-origin (up to %d times, e.g. http://127.0.0.1:8080)\n"
+		"lets pages from ORIGIN read the answers (CORS).\n", MAX_ORIGINS);
 }
 
 int main(int argc, char **argv)
 {
-	int port;
+	static const struct option longopts[] = {
+		{ "allow-origin", required_argument, NULL, 'o' },
+		{ "storage",      no_argument,       NULL, 's' },
+		{ "help",         no_argument,       NULL, 'h' },
+		{ 0 }
+	};
+	int opt, storage = 0, bad = 0, port;
 
 	/* A client that has gone must not kill the server through SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		usage(stdout);
-		return 0;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o':
+			if (n_allowed_origins == MAX_ORIGINS || strlen(optarg) > 200)
+				bad = 1;
+			else
+				allowed_origins[n_allowed_origins++] = optarg;
+			break;
+		case 's': storage = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: bad = 1;
+		}
 	}
-	if (argc == 3 && !strcmp(argv[1], "--storage") && (port = parse_port(argv[2])) >= 0)
+	argc -= optind;
+	argv += optind;
+	if (!bad && storage && argc == 1 && (port = parse_port(argv[0])) >= 0)
 		return storage_serve(port);
-	if (argc == 3 && (port = parse_port(argv[1])) >= 0 &&
-	    (storage_port = parse_port(argv[2])) > 0)
+	if (!bad && !storage && argc == 2 && (port = parse_port(argv[0])) >= 0 &&
+	    (storage_port = parse_port(argv[1])) > 0)
 		return serve_http(port);
 	usage(stderr);
 	return 2;

@@ -100,22 +100,23 @@ Test(demo_cli, shim_stops_the_job_plain_runs_on)
 	cr_assert_leq(shimmed.stop_ms, 250.0, "the shimmed job took long to stop:\n%s", demo.buf);
 	cr_assert(!strncmp(shimmed.how, "stopped: ECANCELED", 18), "shimmed: %s", shimmed.how);
 
-	/* The shim really was loaded in the shimmed server. */
+	/* The shim really was loaded in the shimmed server, and the mode in
+	 * force is said from its own line. */
 	cr_assert(strstr(demo.buf, "The shim reported: active: mode "), "output:\n%s", demo.buf);
+	cr_assert(strstr(demo.buf, "mode: CANCELSHIM_MODE=auto; the shim says: active: mode "),
+		  "output:\n%s", demo.buf);
 	cr_assert_eq(status, 0, "exit status %d; output:\n%s", status, demo.buf);
 	assert_children_gone(demo.buf);
 }
 
-/* Ctrl-C in the middle: cancelctl ends its children and says so. Without
- * --cli it also says that the browser demo is not written yet. */
+/* Ctrl-C in the middle: cancelctl ends its children and says so. */
 Test(demo_cli, interrupt_ends_every_child)
 {
 	struct proc demo;
 	int status;
 
-	proc_start(&demo, (char *[]){ cancelctl(), "demo", NULL }, NULL);
+	proc_start(&demo, (char *[]){ cancelctl(), "demo", "--cli", NULL }, NULL);
 	cr_assert(proc_read_until(&demo, "Started job", 15000), "output:\n%s", demo.buf);
-	cr_assert(strstr(demo.buf, "the browser demo is not written yet"), "output:\n%s", demo.buf);
 	kill(demo.pid, SIGINT);
 	status = proc_wait(&demo, 10000);
 	cr_assert_eq(status, 128 + SIGINT, "exit status %d; output:\n%s", status, demo.buf);
@@ -131,8 +132,8 @@ Test(demo_cli, usage)
 	cr_assert_eq(proc_wait(&p, 5000), 0);
 	cr_assert(strstr(p.buf, "usage: cancelctl demo"), "%s", p.buf);
 
-	proc_start(&p, (char *[]){ cancelctl(), "demo", "--chunks", "5", "--cancel-after", "5",
-				   NULL }, NULL);
+	proc_start(&p, (char *[]){ cancelctl(), "demo", "--cli", "--chunks", "5", "--cancel-after",
+				   "5", NULL }, NULL);
 	cr_assert_eq(proc_wait(&p, 5000), 2, "%s", p.buf);
 
 	proc_start(&p, (char *[]){ cancelctl(), "demo", "--ms", "lots", NULL }, NULL);

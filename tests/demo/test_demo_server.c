@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@ static void stats_record(int port, const char *id, struct record *r)
 		"d = json.loads(sys.argv[1])\n"
 		"j = d['jobs'][sys.argv[2]]\n"
 		"want = {'state', 'chunks_total', 'chunks_done', 'started_ms', 'last_chunk_ms',\n"
-		"        'ended_ms', 'errno', 'error', 'failed_call'}\n"
+		"        'ended_ms', 'errno', 'error', 'failed_call', 'cancel_ms', 'chunks_at_cancel'}\n"
 		"assert set(j) == want, sorted(j)\n"
 		"times = [t for t in (j['started_ms'], j['last_chunk_ms'], j['ended_ms'],\n"
 		"                     d['now_ms']) if t is not None]\n"
@@ -118,6 +119,106 @@ Test(demo_server, abandoned_job_runs_on_without_the_shim)
 	} while (!strcmp(r.state, "running"));
 	cr_assert_str_eq(r.state, "finished");
 	cr_assert_eq(r.done, 30);
+}
+
+/* /mark-cancel notes the moment of Cancel on the server's clock and the
+ * chunks done by then; the job itself takes no notice and runs on. */
+Test(demo_server, mark_cancel_is_noted_not_acted_on)
+{
+	static const char script[] =
+		"import json, sys\n"
+		"j = json.loads(sys.argv[1])['jobs']['t5']\n"
+		"print(j['state'], j['chunks_done'], j['chunks_at_cancel'],\n"
+		"      int(j['started_ms'] < j['cancel_ms'] < j['ended_ms']))\n";
+	char req[] = "GET /job?id=t5&chunks=12&ms=50 HTTP/1.1\r\nHost: x\r\n\r\n";
+	char body[4096], state[16] = "";
+	static char json[65536];
+	const char *p;
+	struct proc py;
+	int fd = connect_port(server_port), done = -1, at_cancel = -1, ordered = 0;
+	double deadline = now_ms() + 10000;
+
+	cr_assert_eq(http_get(server_port, "/mark-cancel?id=t5", body, sizeof body), 404);
+	cr_assert_eq(http_get(server_port, "/mark-cancel", body, sizeof body), 400);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	/* Mark it mid-job (quickly: no Python in this loop). */
+	do {
+		cr_assert_lt(now_ms(), deadline, "the job never stored 3 chunks");
+		poll(NULL, 0, 10);
+		cr_assert_eq(http_get(server_port, "/stats", json, sizeof json), 200);
+		p = strstr(json, "\"chunks_done\":");
+	} while (!p || atoi(p + 14) < 3);
+	cr_assert_eq(http_get(server_port, "/mark-cancel?id=t5", body, sizeof body), 200);
+	cr_assert_eq(http_get(server_port, "/mark-cancel?id=t5", body, sizeof body), 409,
+		     "a second mark must not move the first");
+
+	/* The job runs to the end all the same; its client reads the answer. */
+	ssize_t n = 0, got;
+	while ((got = recv(fd, body + n, sizeof body - 1 - (size_t)n, 0)) > 0)
+		n += got;
+	body[n] = '\0';
+	close(fd);
+	cr_assert(strstr(body, "job t5 finished: 12 chunks stored"), "response: %s", body);
+
+	cr_assert_eq(http_get(server_port, "/stats", json, sizeof json), 200);
+	proc_start(&py, (char *[]){ "/usr/bin/python3", "-c", (char *)script, json, NULL }, NULL);
+	cr_assert_eq(proc_wait(&py, 10000), 0, "python: %s\nJSON: %s", py.buf, json);
+	cr_assert_eq(sscanf(py.buf, "%15s %d %d %d", state, &done, &at_cancel, &ordered), 4,
+		     "python said: %s", py.buf);
+	cr_assert_str_eq(state, "finished");
+	cr_assert_eq(done, 12);
+	cr_assert(at_cancel >= 3 && at_cancel < 12, "chunks at cancel: %d", at_cancel);
+	cr_assert_eq(ordered, 1, "cancel_ms must lie between started_ms and ended_ms");
+}
+
+/* CORS: answers name the page's origin only if the server was told to allow
+ * it (cancelctl demo passes the page's origin). */
+static void get_with_origin(int port, const char *origin, char *resp, size_t size)
+{
+	char req[512];
+	size_t len = 0;
+	ssize_t n;
+	int fd = connect_port(port);
+
+	cr_assert_geq(fd, 0);
+	snprintf(req, sizeof req, "GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: %s\r\n\r\n",
+		 origin);
+	cr_assert_eq(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	while (len < size - 1 && (n = recv(fd, resp + len, size - 1 - len, 0)) > 0)
+		len += (size_t)n;
+	resp[len] = '\0';
+	close(fd);
+	cr_assert(!strncmp(resp, "HTTP/1.1 200 ", 13), "response: %s", resp);
+}
+
+Test(demo_server, cors_only_for_allowed_origins)
+{
+	char resp[8192], port[16];
+	struct proc web;
+	int web_port;
+	char path[4096];
+
+	/* Without --allow-origin: no CORS header for anyone. */
+	get_with_origin(server_port, "http://127.0.0.1:8080", resp, sizeof resp);
+	cr_assert(!strcasestr(resp, "Access-Control-Allow-Origin"), "response: %s", resp);
+
+	snprintf(port, sizeof port, "%d", storage_port);
+	snprintf(path, sizeof path, "%s/tools/cancelshim-demo-server", getenv("CS_BUILD_ROOT"));
+	proc_start(&web, (char *[]){ path, "--allow-origin", "http://127.0.0.1:8080",
+				     "--allow-origin", "http://localhost:8080", "0", port, NULL }, NULL);
+	cr_assert(proc_read_until(&web, "\n", 5000), "server said: %s", web.buf);
+	cr_assert_eq(sscanf(web.buf, "listening on 127.0.0.1:%d", &web_port), 1, "%s", web.buf);
+
+	get_with_origin(web_port, "http://localhost:8080", resp, sizeof resp);
+	cr_assert(strstr(resp, "\r\nAccess-Control-Allow-Origin: http://localhost:8080\r\n"),
+		  "response: %s", resp);
+	get_with_origin(web_port, "http://127.0.0.1:8080", resp, sizeof resp);
+	cr_assert(strstr(resp, "\r\nAccess-Control-Allow-Origin: http://127.0.0.1:8080\r\n"),
+		  "response: %s", resp);
+	get_with_origin(web_port, "http://127.0.0.1:8081", resp, sizeof resp);
+	cr_assert(!strcasestr(resp, "Access-Control-Allow-Origin"), "response: %s", resp);
+	proc_kill(&web);
 }
 
 /* A storage call that fails ends the job, and /stats says why. */
