@@ -21,6 +21,10 @@
  *  EPOLL     an epoll instance, summarised for the multiplexing rule.
  *            bits 35-36  client connections added (0, 1, 2 = two or more)
  *            bit 37      a listener was added
+ *            bit 38      SERVED: a client was added once; a different one
+ *                        added later (even after the first left) makes the
+ *                        set an event loop's: it serves clients one after
+ *                        another (a worker of memcached, of libevent)
  *            bits 0-31 / 40-63  generation and fd of the single client
  *  OTHER     anything else, with its call class in bits 35-37 (enum cs_fdclass).
  */
@@ -63,6 +67,7 @@ enum cs_fdclass {
 #define CS_EPOLL_NCLIENTS(s) ((unsigned)(((s) >> 35) & 3))
 #define CS_EPOLL_WITH_NCLIENTS(s, n) (((s) & ~(3ull << 35)) | ((uint64_t)(n) << 35))
 #define CS_EPOLL_LISTENER (1ull << 37)
+#define CS_EPOLL_SERVED (1ull << 38)
 #define CS_EPOLL_SINGLE_FD(s) ((int)((s) >> 40))
 #define CS_EPOLL_WITH_SINGLE(s, fd, gen) \
 	(((s) & ~(CS_SLOT_GEN_MASK | (0xffffffull << 40))) | ((uint64_t)(fd) << 40) | (uint32_t)(gen))

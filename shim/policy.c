@@ -442,18 +442,16 @@ static uint64_t epoll_with(uint64_t e, int fd, uint64_t s)
 			return epoll_with(e, CS_EPOLL_SINGLE_FD(s), CS_SLOT_MAKE(CS_KIND_CLIENT, (uint32_t)s));
 		return e;
 	case CS_KIND_CLIENT:
-		if (n == 0)
-			return CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1), fd, (uint32_t)s);
-		if (n == 1) {
-			/* The single client may be closed by now (removed
-			 * from the set without epoll_ctl): then replace it. */
-			uint64_t single = cs_fd_get(CS_EPOLL_SINGLE_FD(e));
-			if (CS_SLOT_KIND(single) != CS_KIND_CLIENT || (uint32_t)single != (uint32_t)e)
-				return CS_EPOLL_WITH_SINGLE(e, fd, (uint32_t)s);
-			if ((uint32_t)e != (uint32_t)s)
-				return CS_EPOLL_WITH_NCLIENTS(e, 2);
-		}
-		return e;
+		if (n >= 2)
+			return e;
+		if (!(e & CS_EPOLL_SERVED))	/* its first client */
+			return CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1) | CS_EPOLL_SERVED, fd, (uint32_t)s);
+		if ((uint32_t)e == (uint32_t)s)	/* the same client again (or a dup of it) */
+			return n == 1 ? e : CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1), fd, (uint32_t)s);
+		/* Another client, beside the first or after it: a set that
+		 * serves clients in turn belongs to an event loop. A thread per
+		 * connection makes a set per connection (PostgreSQL, selectors). */
+		return CS_EPOLL_WITH_NCLIENTS(e, 2);
 	default:
 		return e;
 	}

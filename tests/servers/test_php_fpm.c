@@ -1,0 +1,288 @@
+/* PHP-FPM (Debian's php8.2-fpm, static pool of 2 workers, each serving one
+ * request at a time) behind nginx over FastCGI on a unix socket; both run
+ * under the shim. When the browser leaves, nginx (fastcgi_ignore_client_abort
+ * off, its default) closes the FastCGI connection, and the shim in the PHP
+ * worker fails the script's blocking calls: a slow upstream read returns
+ * false at once, sleep() returns early. By default PHP would run the script
+ * to its end for nobody. Another client, meanwhile, gets its full answer. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "http_client.h"
+#include "shim_check.h"
+#include "slow_client.h"
+#include "testlib.h"
+
+#define NGINX "/usr/sbin/nginx"
+#define FPM "/usr/sbin/php-fpm8.2"
+#define CALLS 15
+#define UPSTREAM_DELAY_MS 100
+#define CANCEL_BUDGET_NS (100 * 1000000ull)
+
+static char *dir, *events;
+static struct tl_upstream *up;
+static struct tl_proc *fpm, *nginx;
+static int port;
+
+static void stop_all(void)
+{
+	tl_proc_free(nginx);
+	tl_proc_free(fpm);
+	tl_upstream_stop(up);
+	if (dir)
+		tl_cleanup_dir(dir);
+}
+
+TestSuite(servers, .timeout = 60, .fini = stop_all);
+
+static char *file_text(const char *name)
+{
+	char *path = tl_strdupf("%s/%s", dir, name);
+	char *s = tl_read_file(path, NULL);
+	free(path);
+	return s ? s : strdup("");
+}
+
+static void write_conf(const char *name, const char *text)
+{
+	char *path = tl_strdupf("%s/%s", dir, name);
+	cr_assert_eq(tl_write_file(path, text, strlen(text)), 0);
+	free(path);
+}
+
+static void start(void)
+{
+	cr_assert_eq(access(FPM, X_OK), 0, FPM " missing (package php8.2-fpm)");
+	dir = tl_tmpdir("php-fpm");
+	cr_assert_not_null(dir);
+	events = tl_strdupf("%s/events.log", dir);
+	cr_assert_eq(tl_write_file(events, "", 0), 0);
+	up = tl_upstream_start(UPSTREAM_DELAY_MS);
+	cr_assert_not_null(up);
+
+	char *fconf = tl_strdupf("[global]\n"
+				 "pid = %1$s/fpm.pid\n"
+				 "error_log = %1$s/fpm.log\n"
+				 "log_level = notice\n"
+				 "daemonize = no\n"
+				 "[www]\n"
+				 "listen = %1$s/fpm.sock\n"
+				 "pm = static\n"
+				 "pm.max_children = 2\n"
+				 "catch_workers_output = yes\n",
+				 dir);
+	write_conf("php-fpm.conf", fconf);
+	char *fpath = tl_strdupf("%s/php-fpm.conf", dir);
+	/* -R: the test runs as root; -n: no php.ini, PHP's defaults. */
+	const char *fargv[] = { FPM, "-F", "-R", "-n", "-y", fpath, NULL };
+	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
+	fpm = tl_spawn(fargv, env, TL_SHIM);
+	cr_assert_not_null(fpm, "spawn php-fpm: %s", strerror(errno));
+	char *fpmlog = tl_strdupf("%s/fpm.log", dir);
+	if (!tl_wait_file_contains(fpmlog, "ready to handle connections", 15000)) {
+		char *log = file_text("fpm.log"), *err = tl_proc_stderr(fpm);
+		cr_assert_fail("php-fpm did not start:\n%s\n%s", log, err);
+	}
+
+	port = tl_free_port();
+	cr_assert_gt(port, 0);
+	char *root = tl_source_path("tests/servers/php");
+	char *nconf = tl_strdupf(
+		"daemon off;\n"
+		"master_process on;\n"
+		"worker_processes 1;\n"
+		"user root;\n"
+		"error_log %1$s/error.log info;\n"
+		"pid %1$s/nginx.pid;\n"
+		"events { worker_connections 256; }\n"
+		"http {\n"
+		"  access_log %1$s/access.log;\n"
+		"  client_body_temp_path %1$s/tmp_body;\n"
+		"  proxy_temp_path %1$s/tmp_proxy;\n"
+		"  fastcgi_temp_path %1$s/tmp_fastcgi;\n"
+		"  uwsgi_temp_path %1$s/tmp_uwsgi;\n"
+		"  scgi_temp_path %1$s/tmp_scgi;\n"
+		"  server {\n"
+		"    listen 127.0.0.1:%2$d;\n"
+		"    root %3$s;\n"
+		"    location ~ \\.php$ {\n"
+		"      fastcgi_pass unix:%1$s/fpm.sock;\n"
+		"      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n"
+		"      fastcgi_param QUERY_STRING $query_string;\n"
+		"      fastcgi_param REQUEST_METHOD $request_method;\n"
+		"      fastcgi_param EVENTS %4$s;\n"
+		"      fastcgi_param UPSTREAM_PORT %5$d;\n"
+		"    }\n"
+		"  }\n"
+		"}\n",
+		dir, port, root, events, tl_upstream_port(up));
+	write_conf("nginx.conf", nconf);
+	char *npath = tl_strdupf("%s/nginx.conf", dir);
+	char *errlog = tl_strdupf("%s/error.log", dir);
+	const char *nargv[] = { NGINX, "-p", dir, "-c", npath, "-e", errlog, NULL };
+	nginx = tl_spawn(nargv, env, TL_SHIM);
+	cr_assert_not_null(nginx, "spawn nginx: %s", strerror(errno));
+	cr_assert(tl_wait_port("127.0.0.1", port, 10000), "nginx is not listening");
+	free(fconf);
+	free(fpath);
+	free(fpmlog);
+	free(root);
+	free(nconf);
+	free(npath);
+	free(errlog);
+}
+
+/* php-fpm's master logs what its workers write on stderr (the shim's lines
+ * too) into its error_log, quoted. */
+static bool fpm_said(const char *text)
+{
+	char *path = tl_strdupf("%s/fpm.log", dir);
+	bool found = tl_wait_file_contains(path, text, 1000);
+	free(path);
+	return found;
+}
+
+static int get(int port, const char *url)
+{
+	int fd = tl_connect_tcp("127.0.0.1", port, 2000);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
+	struct http_conn c;
+	http_conn_init(&c, fd);
+	cr_assert_eq(http_send_get(&c, url, false, 2000), 0);
+	http_conn_free(&c);
+	return fd;
+}
+
+/* The first line of the events file containing mark, waiting for it. */
+static char *event(const char *mark, int timeout_ms)
+{
+	if (!tl_wait_file_contains(events, mark, timeout_ms))
+		return NULL;
+	char *text = tl_read_file(events, NULL);
+	char *line = tl_find_line(text, mark);
+	free(text);
+	return line;
+}
+
+/* After the test: both servers healthy and never harmed where they must not
+ * be — nginx never cancelled, no PHP worker died. */
+static void assert_healthy(void)
+{
+	slow_read_ok(slow_send(port, "/slow.php", "C", 1), "C", 1);
+	char *log = file_text("fpm.log");
+	cr_assert_null(strstr(log, "exited on signal"), "%s", log);
+	cr_assert_null(strstr(log, "exited with code"), "%s", log);
+	int st = tl_proc_stop(nginx, SIGQUIT, 10000);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "nginx stop status %#x", st);
+	char *nerr = tl_proc_stderr(nginx), *nlog = file_text("error.log");
+	char *both = tl_strdupf("%s\n%s", nerr, nlog);
+	cr_assert(strstr(both, SHIM_ACTIVE_MARK), "the shim is not active in nginx");
+	cr_assert_eq(shim_cancel_marks(both), 0, "nginx was cancelled:\n%s", both);
+	char *ferr = tl_proc_stderr(fpm);
+	cr_assert(strstr(ferr, SHIM_ACTIVE_MARK), "the shim is not active in php-fpm");
+	free(log);
+	free(nerr);
+	free(nlog);
+	free(both);
+	free(ferr);
+}
+
+Test(servers, php_fpm_upstream_client_close)
+{
+	start();
+	int a = slow_send(port, "/slow.php", "A", CALLS);
+	cr_assert(tl_upstream_wait(up, "A 2", 5000), "A never reached the upstream");
+	int b = slow_send(port, "/slow.php", "B", CALLS);
+	cr_assert(tl_upstream_wait(up, "B 1", 5000), "B never reached the upstream");
+	unsigned a_calls = tl_upstream_count(up, "A ") + 1;
+	char *a_next = tl_strdupf("A %u", a_calls);
+	cr_assert(tl_upstream_wait(up, a_next, 5000), "A's call %u never came", a_calls);
+	free(a_next);
+	uint64_t t_close = tl_now_ns();
+	close(a);
+
+	char *line = event("error id=A ", 2000);
+	char *ev = line ? NULL : file_text("events.log");
+	char *ferr = line ? NULL : tl_proc_stderr(fpm);
+	cr_assert_not_null(line, "the script for A saw no error within 2 s\nevents:\n%s\nfpm:\n%s", ev,
+			   ferr);
+	long long t_err;
+	cr_assert_eq(tl_field(line, "t", &t_err), 0);
+	double ms = ((double)t_err - (double)t_close) / 1e6;
+	cr_log_info("php-fpm upstream: script's read failed %.2f ms after the client left (%s)", ms,
+		    line);
+	/* PHP's fgets() just returns false; the shim's log says why. */
+	long long pid;
+	cr_assert_eq(tl_field(line, "pid", &pid), 0);
+	char *mark = tl_strdupf("cancelshim[%lld]: debug: ECANCELED", pid);
+	cr_assert(fpm_said(mark), "no '%s' in php-fpm's log", mark);
+	free(mark);
+	cr_assert_geq((uint64_t)t_err, t_close);
+	cr_assert_lt((uint64_t)t_err - t_close, CANCEL_BUDGET_NS, "cancel took %.1f ms", ms);
+	free(line);
+
+	slow_read_ok(b, "B", CALLS);
+	cr_assert_eq(tl_upstream_count(up, "A "), a_calls, "A made %u upstream calls, not %u",
+		     tl_upstream_count(up, "A "), a_calls);
+	assert_healthy();
+}
+
+Test(servers, php_fpm_sleep_client_close)
+{
+	start();
+	/* A would sleep 20 s, B sleeps 2 s and stays for its answer. */
+	int a = get(port, "/sleep.php?id=A&s=20");
+	int b = get(port, "/sleep.php?id=B&s=2");
+	char *line = event("start id=A ", 5000);
+	cr_assert_not_null(line, "sleep.php never started for A");
+	free(line);
+	line = event("start id=B ", 5000);
+	cr_assert_not_null(line, "sleep.php never started for B");
+	free(line);
+	uint64_t t_close = tl_now_ns();
+	close(a);
+	line = event("woke id=A ", 2000);
+	char *ev = line ? NULL : file_text("events.log");
+	cr_assert_not_null(line, "sleep() for A did not end within 2 s\nevents:\n%s", ev);
+	long long t_woke, left, pid;
+	cr_assert_eq(tl_field(line, "t", &t_woke), 0);
+	cr_assert_eq(tl_field(line, "left", &left), 0);
+	double ms = ((double)t_woke - (double)t_close) / 1e6;
+	cr_log_info("php-fpm sleep(): returned %.2f ms after the client left (%s)", ms, line);
+	/* What sleep() returned is logged as left=: the shim's sleep()
+	 * returns 0 when cancelled (with errno ECANCELED), so PHP's sleep()
+	 * cannot tell the script it was cut short. The script just goes on,
+	 * quickly, to its end. */
+	cr_assert_eq(tl_field(line, "pid", &pid), 0);
+	char *mark = tl_strdupf("cancelshim[%lld]: debug: ECANCELED", pid);
+	cr_assert(fpm_said(mark), "no '%s' in php-fpm's log", mark);
+	free(mark);
+	cr_assert_lt((uint64_t)t_woke - t_close, CANCEL_BUDGET_NS, "cancel took %.1f ms", ms);
+	free(line);
+
+	struct http_conn c;
+	struct http_resp r;
+	http_conn_init(&c, b);
+	cr_assert_eq(http_read_response(&c, &r, 10000), 0, "B: %s", r.err);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "slept B\n");
+	free(r.body);
+	http_conn_free(&c);
+	close(b);
+	line = event("start id=B ", 100);
+	long long t_start;
+	cr_assert_eq(tl_field(line, "t", &t_start), 0);
+	free(line);
+	line = event("woke id=B ", 2000);
+	cr_assert_not_null(line);
+	cr_assert_eq(tl_field(line, "t", &t_woke), 0);
+	cr_assert_geq(t_woke - t_start, 2000000000ll, "B's sleep(2) was cut short: %s", line);
+	free(line);
+	assert_healthy();
+}
