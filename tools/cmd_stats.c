@@ -3,6 +3,7 @@
  * text (stats_print.c). */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +40,14 @@ static void usage(FILE *out)
 		"read; 2 bad arguments.\n");
 }
 
-static int bad(const char *fmt, const char *arg)
+/* A usage error: what was wrong, where to look, exit status 2. */
+__attribute__((format(printf, 1, 2))) static int bad(const char *fmt, ...)
 {
+	va_list ap;
 	fprintf(stderr, "cancelctl stats: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry 'cancelctl stats --help'.\n");
 	return 2;
 }
@@ -68,7 +73,7 @@ static void sleep_secs(double secs)
 
 /* One refresh: collect, print. 0, 1 (a PID missing) or -1 (cannot read). */
 static int show(enum format fmt, const int *pids, size_t npids, int quiet, struct stats_list *now,
-		const struct stats_list *prev, int watching)
+		const struct stats_list *prev, int watching, int quiet_missing)
 {
 	int missing = 0;
 
@@ -80,6 +85,8 @@ static int show(enum format fmt, const int *pids, size_t npids, int quiet, struc
 		if (stats_find(now, pids[i]))
 			continue;
 		missing = 1;
+		if (quiet_missing)
+			continue;	/* it was there before: the process ended */
 		fprintf(stderr,
 			"cancelctl stats: no statistics for pid %d: it is not running under the shim, has not "
 			"accepted a connection yet, or belongs to another user%s\n",
@@ -158,10 +165,10 @@ int cmd_stats(int argc, char **argv)
 		}
 	}
 	if (count && !watch)
-		return bad("%s--count only makes sense with --watch", "");
+		return bad("--count only makes sense with --watch");
 	if (watch && fmt == PROMETHEUS)
-		return bad("%s--prometheus is a snapshot: point node_exporter's textfile collector at a file "
-			   "that a timer rewrites, e.g. 'cancelctl stats --prometheus > dir/cancelshim.prom.tmp && mv ...'", "");
+		return bad("--prometheus is a snapshot: point node_exporter's textfile collector at a file "
+			   "that a timer rewrites, e.g. 'cancelctl stats --prometheus > dir/cancelshim.prom.tmp && mv ...'");
 	if (optind < argc && !(pids = calloc((size_t)(argc - optind), sizeof *pids)))
 		return 1;
 	for (int i = optind; i < argc; i++)
@@ -171,7 +178,7 @@ int cmd_stats(int argc, char **argv)
 		}
 
 	if (!watch) {
-		rc = show(fmt, pids, npids, quiet, &now, NULL, 0);
+		rc = show(fmt, pids, npids, quiet, &now, NULL, 0, 0);
 		stats_list_free(&now);
 		free(pids);
 		return rc < 0 ? 1 : rc;
@@ -188,12 +195,16 @@ int cmd_stats(int argc, char **argv)
 			printf(tty ? "\033[H\033[2J" "cancelctl stats  %s  every %gs  (Ctrl-C to quit)\n\n"
 				   : "--- cancelctl stats %s every %gs\n", when, interval);
 		}
-		rc = show(fmt, pids, npids, quiet || n, &now, n ? &prev : NULL, watch);
+		rc = show(fmt, pids, npids, quiet || n, &now, n ? &prev : NULL, watch, n > 0);
 		stats_list_free(&prev);
 		prev = now;
 		now = (struct stats_list){ 0 };
-		if (rc < 0)
+		/* A PID with no statistics at the start is a mistake (-w 2 for
+		 * -w2?): say so once and stop. One that ends later just leaves
+		 * the table. */
+		if (rc < 0 || (rc > 0 && n == 0))
 			break;
+		rc = 0;
 	}
 	stats_list_free(&prev);
 	free(pids);
