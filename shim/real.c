@@ -4,6 +4,8 @@
 #include "real.h"
 
 #include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -146,20 +148,48 @@ struct cs_real cs_real = {
  * our wrappers: those calls keep using the bootstrap versions meanwhile. */
 static __thread int resolving;
 
+/* The address range of the shim's own loaded segments, found once. Checking
+ * each dlsym result against it is two compares; dladdr() per symbol walked
+ * the symbol table and was most of the shim's start-up cost. */
+struct own_range {
+	uintptr_t self, lo, hi;
+};
+
+static int find_own_range(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct own_range *r = arg;
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+		lo = start < lo ? start : lo;
+		hi = end > hi ? end : hi;
+	}
+	if (r->self >= lo && r->self < hi) {
+		r->lo = lo;
+		r->hi = hi;
+		return 1;
+	}
+	return 0;
+}
+
 void cs_real_resolve(void)
 {
-	Dl_info self;
+	struct own_range own = { (uintptr_t)cs_real_resolve, 0, 0 };
 	void *p;
 
 	if (resolving)
 		return;
 	resolving = 1;
-	dladdr((void *)cs_real_resolve, &self);
+	dl_iterate_phdr(find_own_range, &own);
 #define CS_REAL_RESOLVE(ret, name, params)                                              \
 	p = dlsym(RTLD_NEXT, #name);                                                     \
 	if (p) {                                                                         \
-		Dl_info where;                                                           \
-		if (dladdr(p, &where) && where.dli_fbase == self.dli_fbase)              \
+		if ((uintptr_t)p >= own.lo && (uintptr_t)p < own.hi)                     \
 			cs_error("%s resolves to the shim itself (loaded twice?); "     \
 				 "using the system call directly", #name);               \
 		else                                                                     \
