@@ -53,8 +53,6 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 	atomic_store(&t->state, gen);
 	t->bound_fd = fd;
 	cs_debug("bind conn=%u fd=%d tid=%d", gen, fd, atomic_load(&t->tid));
-	if (!(slot & CS_CLIENT_REGISTERED))
-		register_connection(fd, slot);
 	/* The client may be gone already (see disconnect.c for the order: this
 	 * load must not move before the store above, hence seq_cst). */
 	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
@@ -80,17 +78,17 @@ static void unbind_if(uint32_t gen)
 		atomic_compare_exchange_strong(&t->state, &s, 0);
 }
 
-/* In a fork child, the forking thread's binding survives but the parent's
- * watcher does not: register the connection with the child's. */
-static void rearm_after_fork(void)
+/* The watcher starts watching a connection at the first call a cancel could
+ * fail: a request served without one costs it nothing (no epoll_ctl, no
+ * wake-up when the client leaves), and epoll_ctl reports at once a peer that
+ * is already gone. A fork child, whose words lost REGISTERED, watches anew
+ * the same way. */
+static void watch_bound(struct cs_thread *t)
 {
-	struct cs_thread *t = cs_tls.rec;
-	uint64_t slot;
+	uint64_t slot = cs_fd_get(t->bound_fd);
 
-	if (!atomic_exchange(&cs_proc.rearm, 0) || !t)
-		return;
-	slot = cs_fd_get(t->bound_fd);
-	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && (uint32_t)slot == (uint32_t)atomic_load(&t->state))
+	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && !(slot & CS_CLIENT_REGISTERED) &&
+	    (uint32_t)slot == (uint32_t)atomic_load(&t->state))
 		register_connection(t->bound_fd, slot);
 }
 
@@ -169,10 +167,10 @@ static struct cs_thread *io_slow(struct cs_thread *t, int fd, uint64_t slot, int
 	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT) {
 		bind_to(t, fd, slot);	/* I/O on another client: it serves that one now */
 	} else {
-		if (atomic_load_explicit(&cs_proc.rearm, memory_order_relaxed))
-			rearm_after_fork();
-		if (!dontwait && (call_class(fd, slot) & cs_proc.cfg.calls))
+		if (!dontwait && (call_class(fd, slot) & cs_proc.cfg.calls)) {
+			watch_bound(t);
 			result = t;
+		}
 	}
 	errno = saved;
 	return result;
@@ -319,10 +317,10 @@ struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan 
 		if (!t || w->client_gen != (uint32_t)atomic_load(&t->state))
 			bind_to(t, w->client_fd, cs_fd_get(w->client_fd));
 	} else if (t && (atomic_load(&t->state) & CS_ST_GEN)) {
-		if (atomic_load_explicit(&cs_proc.rearm, memory_order_relaxed))
-			rearm_after_fork();
-		if (!zero_timeout && (cs_proc.cfg.calls & CS_CLASS_WAIT))
+		if (!zero_timeout && (cs_proc.cfg.calls & CS_CLASS_WAIT)) {
+			watch_bound(t);
 			result = t;
+		}
 	}
 	errno = saved;
 	return result;

@@ -92,8 +92,6 @@ static void clear_registered(int fd, _Atomic uint64_t *slot, void *arg)
  * thread is not among the survivors. Nothing here takes a lock. */
 static void atfork_child(void)
 {
-	struct cs_thread *t = cs_tls.rec;
-
 	cs_proc.pid = (int)cs_raw0(SYS_getpid);
 	cs_watcher_after_fork_child();
 	cs_stats_after_fork_child();	/* stop writing the parent's segment */
@@ -101,8 +99,6 @@ static void atfork_child(void)
 	cs_fd_for_each(0, CS_FD_MAX - 1, clear_registered, NULL);
 	/* A prefork parent's loop is not the child's: the child decides anew. */
 	cs_tls.loop = 0;
-	if (t && (atomic_load(&t->state) & CS_ST_GEN))
-		atomic_store(&cs_proc.rearm, 1);
 }
 
 void cs_process_accepted(int lfd, int fd)

@@ -19,7 +19,6 @@ struct cs_process {
 	_Atomic int machinery;	/* enum cs_machinery: thread key and signal handler */
 	pthread_key_t key;	/* its destructor frees a thread's record */
 	_Atomic uint32_t next_gen;	/* connection generations */
-	_Atomic int rearm;	/* fork child: re-register the surviving binding */
 	_Atomic int serving;	/* a client connection was accepted: waits are worth a look */
 };
 

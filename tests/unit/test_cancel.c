@@ -219,13 +219,17 @@ static int wait_for_cancel(struct cs_thread *t, int ms)
 Test(disconnect, the_watcher_cancels_when_the_peer_closes, .timeout = 20)
 {
 	struct cs_thread *t = unit_thread(0);
-	int sv[2];
+	int sv[2], up[2];
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, up), 0);
 	/* As accept() leaves it: a client, not yet registered. */
 	cs_fd_exchange(sv[0], CS_SLOT_MAKE(CS_KIND_CLIENT, 42), 1);
-	cs_io_enter(sv[0], 0);	/* first I/O: binds and registers */
+	cs_io_enter(sv[0], 0);	/* first I/O: binds */
 	cr_assert_eq(unit_state(t), 42);
+	cr_assert_not(cs_fd_get(sv[0]) & CS_CLIENT_REGISTERED, "watched before any call could be failed");
+	/* The first call a cancel could fail (upstream I/O) registers it. */
+	cr_assert_eq(cs_io_enter(up[0], 0), t);
 	cr_assert(cs_fd_get(sv[0]) & CS_CLIENT_REGISTERED);
 	cr_assert_eq(atomic_load(&cs_proc.active), 1, "registration failed and turned the shim off");
 	cr_assert_not(unit_state(t) & CS_ST_CANCEL);
@@ -235,6 +239,8 @@ Test(disconnect, the_watcher_cancels_when_the_peer_closes, .timeout = 20)
 	cr_assert_eq(unit_state(t), 42 | CS_ST_CANCEL);
 	cr_assert(cs_fd_get(sv[0]) & CS_CLIENT_DEAD);
 	close(sv[0]);
+	close(up[0]);
+	close(up[1]);
 }
 
 /* ---- the cancellable call path -------------------------------------------- */
