@@ -213,14 +213,9 @@ again:
 
 struct cs_thread *cs_io_decide(int fd, int dontwait)
 {
-	struct cs_thread *t = cs_tls.rec;
-	uint64_t slot = cs_fd_get(fd);
-
-	if (CS_SLOT_KIND(slot) != CS_KIND_CLIENT && (!t || !(atomic_load(&t->state) & CS_ST_GEN)))
-		return NULL;	/* serving no one */
-	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && t && (uint32_t)slot == (uint32_t)atomic_load(&t->state))
-		return NULL;	/* its own client */
-	return io_slow(t, fd, slot, dontwait);
+	if (cs_io_direct(fd))
+		return NULL;	/* serving no one, or its own client */
+	return io_slow(cs_tls.rec, fd, cs_fd_get(fd), dontwait);
 }
 
 long cs_io_route(int fd, int dontwait, long nr, long a1, long a2, long a3, long a4, long a5, long a6)

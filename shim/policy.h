@@ -81,13 +81,19 @@ void cs_wait_scan_epoll(struct cs_wait_scan *w, int epfd);
 struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan *w, int zero_timeout);
 
 /* A sleep or wait with nothing to scan. */
+/* 1 when the thread serves no client: a sleep goes straight to libc. */
+static inline int cs_sleep_direct(void)
+{
+	struct cs_thread *t = cs_tls.rec;
+	return !t || !(atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN);
+}
+
 static inline struct cs_thread *cs_sleep_enter(int zero_timeout)
 {
 	static const struct cs_wait_scan none;
-	struct cs_thread *t = cs_tls.rec;
-	if (__builtin_expect(!t || !(atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN), 1))
+	if (__builtin_expect(cs_sleep_direct(), 1))
 		return NULL;
-	return cs_wait_decide(t, &none, zero_timeout);
+	return cs_wait_decide(cs_tls.rec, &none, zero_timeout);
 }
 
 /* Issues a wait; returns the raw result, -ECANCELED or CS_RESTART. */

@@ -279,13 +279,6 @@ CS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const stru
 
 /* ---- sleeps --------------------------------------------------------------- */
 
-/* 1 when the thread serves no client: sleeps go straight to libc. */
-static inline int sleep_direct(void)
-{
-	struct cs_thread *t = cs_tls.rec;
-	return !t || !(atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN);
-}
-
 /* nanosleep through the cancellable path, continuing with the time left
  * after a stray signal. NULL thread: not cancellable after all. */
 static long sleep_for(struct cs_thread *t, const struct timespec *req, struct timespec *rem)
@@ -310,7 +303,7 @@ static SLOW int nanosleep_slow(const struct timespec *req, struct timespec *rem)
 
 CS_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-	if (__builtin_expect(sleep_direct(), 1))
+	if (__builtin_expect(cs_sleep_direct(), 1))
 		return cs_real.nanosleep(req, rem);
 	return nanosleep_slow(req, rem);
 }
@@ -337,7 +330,7 @@ static SLOW int clock_nanosleep_slow(clockid_t clock, int flags, const struct ti
 
 CS_EXPORT int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req, struct timespec *rem)
 {
-	if (__builtin_expect(sleep_direct(), 1))
+	if (__builtin_expect(cs_sleep_direct(), 1))
 		return cs_real.clock_nanosleep(clock, flags, req, rem);
 	return clock_nanosleep_slow(clock, flags, req, rem);
 }
@@ -353,7 +346,7 @@ static SLOW int usleep_slow(useconds_t us)
 
 CS_EXPORT int usleep(useconds_t us)
 {
-	if (__builtin_expect(sleep_direct(), 1))
+	if (__builtin_expect(cs_sleep_direct(), 1))
 		return cs_real.usleep(us);
 	return usleep_slow(us);
 }
@@ -381,7 +374,7 @@ static SLOW unsigned int sleep_slow(unsigned int seconds)
 
 CS_EXPORT unsigned int sleep(unsigned int seconds)
 {
-	if (__builtin_expect(sleep_direct(), 1))
+	if (__builtin_expect(cs_sleep_direct(), 1))
 		return cs_real.sleep(seconds);
 	return sleep_slow(seconds);
 }
