@@ -81,13 +81,24 @@ static int cancel_thread(struct cs_thread *t, uint32_t gen, int rst, uint64_t no
 
 void cs_disconnect(uint32_t gen, int fd, int rst)
 {
+	cs_disconnect_seen(gen, fd, rst, 0);
+}
+
+void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns)
+{
 	uint64_t now = cs_stats_now_ns();
 	int bound = 0, first;
 	size_t n;
 
 	if (!gen)
 		return;
-	cs_debug("disconnect conn=%u fd=%d %s", gen, fd, rst ? "rst" : "fin");
+	if (seen_ns && seen_ns <= now) {
+		cs_debug("disconnect conn=%u fd=%d %s via ebpf, %llu us after the kernel saw it", gen, fd,
+			 rst ? "rst" : "fin", (unsigned long long)(now - seen_ns) / 1000);
+		now = seen_ns;
+	} else {
+		cs_debug("disconnect conn=%u fd=%d %s", gen, fd, rst ? "rst" : "fin");
+	}
 	/* A connection may report several edges (FIN, then a reset when the
 	 * server writes to it): counted once, by the first. */
 	first = mark_dead(gen, fd);

@@ -15,9 +15,16 @@
  *            bit 35      DEAD: the watcher saw the peer go away.
  *            bit 36      REGISTERED: the watcher watches it.
  *            bit 37      SHARED: other descriptors (dup) reach it too.
+ *            bit 38      EBPF: accepted through a TRUSTED listener, its key
+ *                        (conn_key.h) remembered: the eBPF watcher reports
+ *                        its disconnect, no registration needed.
  *  LISTENER  a listening socket.
  *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
  *                        counts as a client connection.
+ *            bit 37      TCP: a TCP listener; bits 0-15 hold its port.
+ *            bit 38      IN_MAP: its port is in the eBPF watcher's port filter.
+ *            bit 39      TRUSTED: every connection still queued on it arrived
+ *                        after IN_MAP, so the watcher sees its disconnect.
  *  EPOLL     an epoll instance, summarised for the multiplexing rule.
  *            bits 35-36  client connections added (0, 1, 2 = two or more)
  *            bit 37      a listener was added
@@ -27,6 +34,8 @@
  *                        another (a worker of memcached, of libevent)
  *            bits 0-31 / 40-63  generation and fd of the single client
  *  OTHER     anything else, with its call class in bits 35-37 (enum cs_fdclass).
+ *            bit 38      OURS: the shim's own (the eBPF watcher's), kept open
+ *                        when the application closes it by mistake.
  */
 #ifndef CS_FDTABLE_H
 #define CS_FDTABLE_H
@@ -60,9 +69,14 @@ enum cs_fdclass {
 #define CS_CLIENT_DEAD (1ull << 35)
 #define CS_CLIENT_REGISTERED (1ull << 36)
 #define CS_CLIENT_SHARED (1ull << 37)
+#define CS_CLIENT_EBPF (1ull << 38)
 
 #define CS_LISTENER_TYPE_KNOWN (1ull << 35)
 #define CS_LISTENER_STREAM (1ull << 36)
+#define CS_LISTENER_TCP (1ull << 37)
+#define CS_LISTENER_IN_MAP (1ull << 38)
+#define CS_LISTENER_TRUSTED (1ull << 39)
+#define CS_LISTENER_PORT(s) ((uint16_t)(s))
 
 #define CS_EPOLL_NCLIENTS(s) ((unsigned)(((s) >> 35) & 3))
 #define CS_EPOLL_WITH_NCLIENTS(s, n) (((s) & ~(3ull << 35)) | ((uint64_t)(n) << 35))
@@ -74,6 +88,7 @@ enum cs_fdclass {
 
 #define CS_OTHER_CLASS(s) ((enum cs_fdclass)(((s) >> 35) & 7))
 #define CS_OTHER_MAKE(cls) (CS_SLOT_MAKE(CS_KIND_OTHER, 0) | ((uint64_t)(cls) << 35))
+#define CS_OTHER_OURS (1ull << 38)
 
 extern _Atomic(_Atomic uint64_t *) cs_fd_pages[CS_FD_PAGES];
 

@@ -34,7 +34,7 @@ static void register_connection(int fd, uint64_t slot)
 		if (atomic_compare_exchange_weak(ref, &s, s | CS_CLIENT_REGISTERED))
 			break;
 	}
-	err = cs_watcher_add(fd, gen);
+	err = cs_watcher_add(fd, s | CS_CLIENT_REGISTERED);
 	if (err && atomic_load(&cs_proc.active))
 		cs_warn("cannot watch client fd %d: error %d; its disconnect will not cancel anything", fd, -err);
 }
@@ -359,8 +359,11 @@ void cs_fd_closing(int fd, uint64_t slot)
 
 static void close_one(int fd, _Atomic uint64_t *slot, void *arg)
 {
-	uint64_t old = atomic_exchange(slot, 0);
+	uint64_t old;
 	(void)fd, (void)arg;
+	if ((atomic_load(slot) & CS_OTHER_OURS) && CS_SLOT_KIND(atomic_load(slot)) == CS_KIND_OTHER)
+		return;	/* spared by the close_range wrapper */
+	old = atomic_exchange(slot, 0);
 	if (CS_SLOT_KIND(old) == CS_KIND_CLIENT)
 		unbind_if((uint32_t)old);
 }

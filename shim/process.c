@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "cancel_signal.h"
+#include "conn_key.h"
+#include "ebpf_watcher.h"
 #include "fdtable.h"
 #include "log.h"
 #include "policy.h"
@@ -45,8 +47,6 @@ __attribute__((constructor)) static void cs_load(void)
 		cs_info("off (CANCELSHIM_MODE=off)");
 		goto out;
 	}
-	if (cs_proc.cfg.mode == CS_MODE_EBPF)
-		cs_warn("CANCELSHIM_MODE=ebpf: the kernel-assisted watcher is not in this build; using epoll");
 	cs_proc.pid = (int)cs_raw0(SYS_getpid);
 	if (cs_raw3(SYS_getrandom, &cs_proc.cookie, sizeof cs_proc.cookie, 1 /* GRND_NONBLOCK */) != sizeof cs_proc.cookie)
 		cs_proc.cookie = (uint32_t)cs_proc.pid * 2654435761u ^ (uint32_t)time(NULL);
@@ -60,8 +60,12 @@ __attribute__((constructor)) static void cs_load(void)
 		cs_error("cannot register a fork handler; the shim is off for this process");
 		goto out;
 	}
+	/* Checks privileges and BTF only: the instance loads at the first
+	 * listen() or accept() of a TCP socket. */
+	cs_ebpf_configure(cs_proc.cfg.mode);
 	atomic_store(&cs_proc.active, 1);
-	cs_info("active: mode epoll, on %s, calls %s, signal %s", cs_on_name(cs_proc.cfg.on), calls, sig);
+	cs_info("active: mode %s, on %s, calls %s, signal %s",
+		cs_ebpf_state() == CS_EBPF_IDLE ? "ebpf" : "epoll", cs_on_name(cs_proc.cfg.on), calls, sig);
 out:
 	errno = saved;
 }
@@ -81,11 +85,21 @@ uint32_t cs_process_new_gen(void)
 	return gen;
 }
 
-static void clear_registered(int fd, _Atomic uint64_t *slot, void *arg)
+/* What the parent's watchers knew is the parent's: a connection the child
+ * inherits is watched anew (with epoll: the child's own eBPF instance, if it
+ * ever loads one, cannot have seen it arrive), a listener's port goes into
+ * the child's instance anew, and the parent's eBPF descriptors are gone. */
+static void forget_parent_watchers(int fd, _Atomic uint64_t *slot, void *arg)
 {
+	uint64_t s = atomic_load(slot);
+
 	(void)fd, (void)arg;
-	if (CS_SLOT_KIND(atomic_load(slot)) == CS_KIND_CLIENT)
-		atomic_fetch_and(slot, ~CS_CLIENT_REGISTERED);
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT)
+		atomic_fetch_and(slot, ~(CS_CLIENT_REGISTERED | CS_CLIENT_EBPF));
+	else if (CS_SLOT_KIND(s) == CS_KIND_LISTENER)
+		atomic_fetch_and(slot, ~(CS_LISTENER_IN_MAP | CS_LISTENER_TRUSTED));
+	else if (CS_SLOT_KIND(s) == CS_KIND_OTHER && (s & CS_OTHER_OURS))
+		atomic_store(slot, 0);
 }
 
 /* Only the forking thread exists in the child, and the parent's watcher
@@ -94,17 +108,18 @@ static void atfork_child(void)
 {
 	cs_proc.pid = (int)cs_raw0(SYS_getpid);
 	cs_watcher_after_fork_child();
+	cs_ebpf_after_fork_child();
 	cs_stats_after_fork_child();	/* stop writing the parent's segment */
 	cs_threads_after_fork_child((int)cs_raw0(SYS_gettid));
-	cs_fd_for_each(0, CS_FD_MAX - 1, clear_registered, NULL);
+	cs_fd_for_each(0, CS_FD_MAX - 1, forget_parent_watchers, NULL);
 	/* A prefork parent's loop is not the child's: the child decides anew. */
 	cs_tls.loop = 0;
 }
 
-void cs_process_accepted(int lfd, int fd)
+void cs_process_accepted(int lfd, int fd, uint64_t ls_before, const struct sockaddr *peer, socklen_t peer_len)
 {
 	_Atomic uint64_t *lref;
-	uint64_t ls;
+	uint64_t ls, slot, key = 0;
 
 	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
 		return;
@@ -122,12 +137,28 @@ void cs_process_accepted(int lfd, int fd)
 			ls |= CS_LISTENER_STREAM;
 		if (lref)
 			atomic_store(lref, ls);
+		if ((ls & CS_LISTENER_STREAM) && domain != AF_UNIX)
+			cs_ebpf_listener_met(lfd);
 	}
 	if (!(ls & CS_LISTENER_STREAM)) {
 		cs_fd_created(fd, CS_FDCLASS_NET);
 		return;
 	}
-	cs_fd_exchange(fd, CS_SLOT_MAKE(CS_KIND_CLIENT, cs_process_new_gen()), 1);
+	slot = CS_SLOT_MAKE(CS_KIND_CLIENT, cs_process_new_gen());
+	/* Covered by the eBPF watcher if its listener was TRUSTED before the
+	 * accept began (then the client queued after its port was filtered). */
+	if ((ls_before & CS_LISTENER_TRUSTED) && peer)
+		key = cs_conn_key_from_sockaddr(peer, peer_len, CS_LISTENER_PORT(ls_before));
+	cs_conn_key_set(fd, key);
+	if (key && cs_conn_key_index(fd, key) == 0)
+		slot |= CS_CLIENT_EBPF;
+	cs_fd_exchange(fd, slot, 1);
+	if ((slot & CS_CLIENT_EBPF) && atomic_load(&cs_proc.machinery) == CS_MACH_RUNNING)
+		cs_ebpf_check_accepted(fd, slot, key);
+	/* A process that accepts without having listened (a prefork child,
+	 * inherited listeners) loads its eBPF instance now. */
+	if (cs_ebpf_state() == CS_EBPF_IDLE && (ls & CS_LISTENER_TCP))
+		cs_ebpf_accepting();
 	if (!atomic_load_explicit(&cs_proc.serving, memory_order_relaxed))
 		atomic_store(&cs_proc.serving, 1);
 	cs_stat_add(CS_STAT_CONNECTIONS, 1);
@@ -157,6 +188,8 @@ static int start_machinery(void)
 			cs_process_fail("cannot install the cancel signal handler", err);
 		}
 		atomic_store(&cs_proc.machinery, err ? CS_MACH_FAILED : CS_MACH_RUNNING);
+		if (!err)
+			cs_ebpf_machinery_started();
 		cs_tls.busy = 0;
 		return !err;
 	}

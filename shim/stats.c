@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "ebpf_watcher.h"
 #include "fdtable.h"
 #include "log.h"
 #include "process.h"
@@ -65,8 +66,7 @@ static void fill_header(struct cs_seg_header *h, int pid)
 	h->start_time = cs_segment_start_time();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	/* The only watcher in this build is epoll, whatever was asked. */
-	copy_str(h->mode, sizeof h->mode, "epoll");
+	copy_str(h->mode, sizeof h->mode, cs_ebpf_mode_name());
 	copy_str(h->mode_requested, sizeof h->mode_requested, cs_mode_name(cs_proc.cfg.mode));
 	copy_str(h->on, sizeof h->on, cs_on_name(cs_proc.cfg.on));
 	cs_calls_format(cs_proc.cfg.calls, h->calls, sizeof h->calls);
@@ -153,4 +153,10 @@ __attribute__((destructor)) static void unpublish(void)
 {
 	if (atomic_load(&pub_state) == PUB_DONE && segment && segment_pid == (int)cs_raw0(SYS_getpid))
 		cs_segment_remove(segment_pid);
+}
+
+void cs_stats_mode_changed(void)
+{
+	if (atomic_load(&pub_state) == PUB_DONE && segment)
+		copy_str(segment->mode, sizeof segment->mode, cs_ebpf_mode_name());
 }

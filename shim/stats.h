@@ -41,6 +41,10 @@ void cs_stats_after_fork_child(void);
  * call after the watcher's cancel adds the latency to the histogram. */
 void cs_stats_cancel_done(struct cs_thread *t, uint32_t gen);
 
+/* The watcher in force changed (the eBPF instance went live): the
+ * segment's header says so. */
+void cs_stats_mode_changed(void);
+
 /* CLOCK_MONOTONIC in ns (vDSO). */
 uint64_t cs_stats_now_ns(void);
 

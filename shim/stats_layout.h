@@ -59,7 +59,7 @@ struct cs_seg_header {
 	int32_t pid;
 	uint64_t start_time;	/* field 22 of /proc/PID/stat: clock ticks after boot */
 	uint64_t created_ns;	/* CLOCK_REALTIME when published */
-	char mode[16];		/* in force: "epoll" */
+	char mode[16];		/* in force: "epoll", or "ebpf" once its instance runs */
 	char mode_requested[16];	/* CANCELSHIM_MODE: auto, epoll, ebpf */
 	char on[8];		/* fin, rst */
 	char calls[32];		/* net,wait,... */

@@ -6,9 +6,16 @@
 
 #include <stdint.h>
 
-/* Starts watching connection gen through fd (starting the watcher thread if
- * needed). 0 or -errno. */
-int cs_watcher_add(int fd, uint32_t gen);
+/* Starts watching the connection whose descriptor word is slot through fd:
+ * nothing to do if the eBPF watcher covers it, else an epoll registration
+ * (starting the watcher thread if needed). 0 or -errno. */
+int cs_watcher_add(int fd, uint64_t slot);
+
+/* Starts the watcher thread and its epoll set if they do not exist yet. */
+int cs_watcher_start(void);
+
+/* Adds the eBPF ring buffer (watcher_ebpf.c) to the watcher's set. */
+int cs_watcher_watch_ring(int fd);
 
 /* In a fork child: the parent's watcher thread does not exist here. */
 void cs_watcher_after_fork_child(void);
@@ -17,5 +24,9 @@ void cs_watcher_after_fork_child(void);
  * connection dead and cancels the threads bound to it. rst is 1 for a reset,
  * 0 for an orderly close (FIN). */
 void cs_disconnect(uint32_t gen, int fd, int rst);
+
+/* The same, for a disconnect the kernel saw at seen_ns (CLOCK_MONOTONIC):
+ * the cancel latency is counted from then. */
+void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns);
 
 #endif

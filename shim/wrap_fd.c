@@ -5,10 +5,13 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ebpf_watcher.h"
+#include "fdtable.h"
 #include "policy.h"
 #include "process.h"
 #include "real.h"
@@ -17,24 +20,44 @@
 
 #define KEEP_ERRNO(stmt) do { int saved_ = errno; stmt; errno = saved_; } while (0)
 
+/* accept and accept4. When the eBPF watcher covers the listener, the peer's
+ * address is needed for the connection's key: if the caller did not ask for
+ * it, the shim's own buffer takes it (no extra system call), and a caller's
+ * buffer gets what accept() would have put there. */
+static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int flags, int four)
+{
+	uint64_t ls = cs_fd_get(lfd);	/* before: see cs_process_accepted */
+	struct sockaddr_storage peer;
+	socklen_t peer_len = sizeof peer;
+	int r;
+
+	cs_fd_accept_begin();
+	if (!(ls & CS_LISTENER_TRUSTED) || (addr && !len)) {
+		r = four ? cs_real.accept4(lfd, addr, len, flags) : cs_real.accept(lfd, addr, len);
+		if (r >= 0)
+			KEEP_ERRNO(cs_process_accepted(lfd, r, ls, NULL, 0));
+		return r;
+	}
+	r = four ? cs_real.accept4(lfd, (struct sockaddr *)&peer, &peer_len, flags)
+		 : cs_real.accept(lfd, (struct sockaddr *)&peer, &peer_len);
+	if (r < 0)
+		return r;
+	if (addr) {
+		memcpy(addr, &peer, *len < peer_len ? *len : peer_len);
+		*len = peer_len;
+	}
+	KEEP_ERRNO(cs_process_accepted(lfd, r, ls, (struct sockaddr *)&peer, peer_len));
+	return r;
+}
+
 CS_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-	int r;
-	cs_fd_accept_begin();
-	r = cs_real.accept(fd, addr, len);
-	if (r >= 0)
-		KEEP_ERRNO(cs_process_accepted(fd, r));
-	return r;
+	return accept_common(fd, addr, len, 0, 0);
 }
 
 CS_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	int r;
-	cs_fd_accept_begin();
-	r = cs_real.accept4(fd, addr, len, flags);
-	if (r >= 0)
-		KEEP_ERRNO(cs_process_accepted(fd, r));
-	return r;
+	return accept_common(fd, addr, len, flags, 1);
 }
 
 /* The table is cleared before the descriptor is released: once closed, its
@@ -42,22 +65,56 @@ CS_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 CS_EXPORT int close(int fd)
 {
 	uint64_t s = cs_fd_get(fd);
-	if (s)
+	if (s) {
+		/* The eBPF watcher's own descriptor, closed by a program that
+		 * closes every descriptor it does not know: kept, or the
+		 * watcher would go blind. The program cannot tell. */
+		if (CS_SLOT_KIND(s) == CS_KIND_OTHER && (s & CS_OTHER_OURS))
+			return 0;
 		cs_fd_closing(fd, s);
+	}
 	return cs_real.close(fd);
+}
+
+/* close_range() over [first, last] without the shim's own descriptors. */
+static int close_range_sparing(unsigned first, unsigned last, int flags)
+{
+	int own[CS_EBPF_MAX_FDS], n = cs_ebpf_own_fds(own), r = 0;
+
+	for (int i = 0; i < n && first <= last; i++) {
+		unsigned fd = (unsigned)own[i];
+		if (fd < first || fd > last)
+			continue;
+		if (fd > first && cs_real.close_range(first, fd - 1, flags) < 0)
+			r = -1;
+		if (fd == ~0u)
+			return r;
+		first = fd + 1;
+	}
+	if (first <= last && cs_real.close_range(first, last, flags) < 0)
+		r = -1;
+	return r;
 }
 
 CS_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	if (!(flags & CLOSE_RANGE_CLOEXEC))
 		cs_fd_closing_range(first, last);
-	return cs_real.close_range(first, last, flags);
+	return close_range_sparing(first, last, flags);
 }
 
 CS_EXPORT void closefrom(int lowfd)
 {
+	int own[CS_EBPF_MAX_FDS];
+
 	if (lowfd >= 0)
 		cs_fd_closing_range((unsigned)lowfd, ~0u);
+	if (lowfd >= 0 && cs_ebpf_own_fds(own) > 0) {
+		int saved = errno;
+		close_range_sparing((unsigned)lowfd, ~0u, 0);
+		errno = saved;
+		return;
+	}
 	cs_real.closefrom(lowfd);
 }
 
@@ -268,10 +325,17 @@ CS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return r;
 }
 
+/* A TCP listener's port goes into the eBPF watcher's filter before the
+ * socket listens, so no client it queues can be missed. */
 CS_EXPORT int listen(int fd, int backlog)
 {
-	int r = cs_real.listen(fd, backlog);
+	int r;
+
+	cs_ebpf_before_listen(fd);
+	r = cs_real.listen(fd, backlog);
 	if (r == 0)
 		KEEP_ERRNO(cs_fd_listening(fd));
+	else
+		cs_fd_exchange(fd, 0, 0);	/* not a listener after all */
 	return r;
 }

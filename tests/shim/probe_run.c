@@ -3,7 +3,9 @@
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "testlib.h"
 
@@ -49,4 +51,13 @@ void probe_result_free(struct probe_result *r)
 {
 	free(r->out);
 	free(r->err);
+}
+
+int probe_ebpf_expected(void)
+{
+	const char *mode = getenv("CANCELSHIM_MODE"), *have = getenv("CS_HAVE_BPF");
+
+	if (mode && *mode && strcmp(mode, "auto") && strcmp(mode, "ebpf"))
+		return 0;
+	return have && !strcmp(have, "1") && geteuid() == 0 && access("/sys/kernel/btf/vmlinux", R_OK) == 0;
 }

@@ -19,4 +19,10 @@ long long probe_field(const struct probe_result *r, const char *prefix, const ch
 
 void probe_result_free(struct probe_result *r);
 
+/* 1 if the shim should run its eBPF watcher in these tests: the suite's
+ * CANCELSHIM_MODE (meson sets it per suite: epoll or ebpf; unset = auto)
+ * asks for it, the build has it, and this process could load it (root and
+ * kernel BTF). */
+int probe_ebpf_expected(void);
+
 #endif

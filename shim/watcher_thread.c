@@ -1,4 +1,7 @@
-/* The user-space watcher (mode epoll, unprivileged).
+/* The watcher thread: one per process, started lazily, waiting on a private
+ * epoll set. The set holds the client sockets watched from user space (mode
+ * epoll, and in mode ebpf whatever the eBPF watcher does not cover) and, in
+ * mode ebpf, the eBPF ring buffer (watcher_ebpf.c).
  *
  * Client sockets are added to a private epoll set with EPOLLRDHUP|EPOLLET and
  * without EPOLLIN: data arriving on the socket is filtered out by the kernel
@@ -20,6 +23,8 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 
+#include "ebpf_watcher.h"
+#include "fdtable.h"
 #include "log.h"
 #include "process.h"
 #include "raw_syscall.h"
@@ -31,6 +36,10 @@ enum { IDLE, STARTING, RUNNING, FAILED };
 static _Atomic int state = IDLE;
 static int epfd = -1;
 
+/* The ring buffer's entry in the set; a client's data is gen<<32|fd, and a
+ * generation is never all ones. */
+#define RING_DATA (~0ull)
+
 static void *watch(void *arg)
 {
 	struct epoll_event events[64];
@@ -39,7 +48,8 @@ static void *watch(void *arg)
 	(void)arg;
 	prctl(PR_SET_NAME, "cancelshim");
 	for (;;) {
-		long n = cs_raw6(SYS_epoll_pwait, epfd, (long)events, 64, -1, 0, 8);
+		int ring_ready = 0;
+		long n = cs_raw6(SYS_epoll_pwait, epfd, (long)events, 64, cs_ebpf_poll_ms(), 0, 8);
 		if (n == -EINTR)
 			continue;
 		if (n < 0) {
@@ -49,15 +59,22 @@ static void *watch(void *arg)
 		for (long i = 0; i < n; i++) {
 			uint32_t ev = events[i].events;
 			int rst = (ev & EPOLLERR) != 0;
+			if (events[i].data.u64 == RING_DATA) {
+				ring_ready = 1;
+				continue;
+			}
 			if (rst_only && !rst)
 				continue;
 			cs_disconnect((uint32_t)(events[i].data.u64 >> 32), (int)(uint32_t)events[i].data.u64, rst);
 		}
+		if (ring_ready)
+			cs_ebpf_drain();
+		cs_ebpf_tick();
 	}
 	return NULL;
 }
 
-static int start(void)
+int cs_watcher_start(void)
 {
 	int expected = IDLE;
 	pthread_attr_t attr;
@@ -98,17 +115,34 @@ static int start(void)
 		return -err;
 	}
 	atomic_store(&state, RUNNING);
-	cs_info("watcher started (epoll)");
+	cs_info("watcher started");
 	return 0;
 }
 
-int cs_watcher_add(int fd, uint32_t gen)
+int cs_watcher_watch_ring(int fd)
 {
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = RING_DATA };
+	int err;
+
+	if (atomic_load(&state) != RUNNING && (err = cs_watcher_start()))
+		return err;
+	return (int)cs_raw4(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int cs_watcher_add(int fd, uint64_t slot)
+{
+	uint32_t gen = (uint32_t)slot;
 	struct epoll_event ev;
 	long r;
 
+	/* Covered by the eBPF watcher: nothing to do, no system call. */
+	if ((slot & CS_CLIENT_EBPF) && cs_ebpf_state() == CS_EBPF_LIVE) {
+		cs_stat_add(CS_STAT_REGISTERED, 1);
+		cs_debug("watch conn=%u fd=%d via ebpf", gen, fd);
+		return 0;
+	}
 	if (atomic_load(&state) != RUNNING) {
-		int err = start();
+		int err = cs_watcher_start();
 		if (err)
 			return err;
 	}
@@ -117,8 +151,10 @@ int cs_watcher_add(int fd, uint32_t gen)
 	r = cs_raw4(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, fd, &ev);
 	if (r == -EEXIST)	/* the same file under the same number, added before */
 		r = cs_raw4(SYS_epoll_ctl, epfd, EPOLL_CTL_MOD, fd, &ev);
-	if (r == 0)
+	if (r == 0) {
 		cs_stat_add(CS_STAT_REGISTERED, 1);
+		cs_debug("watch conn=%u fd=%d via epoll", gen, fd);
+	}
 	return (int)r;
 }
 

@@ -1,0 +1,49 @@
+/* The key of an accepted TCP connection: a 64-bit hash of the peer's
+ * address and port and the local port. The shim computes it at accept, from
+ * the address accept() returns (no system call), and the eBPF watcher
+ * computes the same key from a kernel event, which names a socket by its
+ * addresses and cookie, never by descriptor. A per-descriptor table keeps
+ * the keys so the watcher can find the descriptor an event is about.
+ *
+ * A key only narrows the search: two connections may share one (a peer that
+ * reaches two local addresses of a wildcard listener from the same port), so
+ * the watcher confirms a match with the socket cookie before acting. */
+#ifndef CS_CONN_KEY_H
+#define CS_CONN_KEY_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* The key of the connection whose peer is sa (from accept), accepted on
+ * local port lport; 0 if sa is not an IPv4 or IPv6 address. */
+uint64_t cs_conn_key_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint16_t lport);
+
+/* The same key from an event's fields: family (AF_INET, AF_INET6), peer
+ * address in network order (IPv4 in raddr[0]), peer and local ports in host
+ * order. An IPv4 peer seen through a dual-stack listener (::ffff:a.b.c.d)
+ * gets the key of the plain IPv4 address on both sides. */
+uint64_t cs_conn_key_from_event(int family, const uint32_t raddr[4], uint16_t rport, uint16_t lport);
+
+/* Remembers fd's key (0: none). Allocates a page of the table only for a
+ * non-zero key. */
+void cs_conn_key_set(int fd, uint64_t key);
+
+/* Adds fd (whose key was just set) to the index the watcher searches: 0, or
+ * -1 if the index has no room near the key (the connection is then watched
+ * with epoll). A few memory operations, no system call. */
+int cs_conn_key_index(int fd, uint64_t key);
+
+/* The covered client descriptors (CS_CLIENT_EBPF) with this key: up to max
+ * of them in fds; their number. */
+int cs_conn_key_find(uint64_t key, int fds[], int max);
+
+/* A disconnect that arrived before its connection was accepted (it waited
+ * in the accept queue) finds no descriptor. The watcher notes it here, and
+ * accept() looks for its key: a small direct-mapped table, so a note lives
+ * until another unmatched key takes its place. */
+void cs_conn_key_note_unmatched(uint64_t key, uint64_t cookie, int rst);
+void cs_conn_key_forget_unmatched(uint64_t key);
+/* 1 with the noted cookie and kind if key is noted, else 0. */
+int cs_conn_key_unmatched(uint64_t key, uint64_t *cookie, int *rst);
+
+#endif

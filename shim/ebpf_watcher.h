@@ -1,0 +1,71 @@
+/* The kernel-assisted watcher (mode ebpf): an eBPF program on TCP state
+ * changes and resets (ebpf/disconnect.bpf.c, embedded as a light skeleton)
+ * reports the disconnects of this process's accepted TCP connections through
+ * a ring buffer that the watcher thread reads (watcher_thread.c).
+ *
+ * Why a connection is covered, and needs no system call at all:
+ *  - the instance is loaded (at the first listen() of a TCP socket, or the
+ *    first accept of a process that did not listen itself: a prefork child);
+ *  - its listener's port is in the program's port filter, and every
+ *    connection still queued on that listener arrived after the port went in
+ *    (the listener is TRUSTED: at listen() the queue is empty; otherwise the
+ *    watcher waits until it sees the queue empty);
+ *  - accept() returned the peer's address, so its key is known (conn_key.h).
+ * Anything else (AF_UNIX, connections accepted before the instance, those a
+ * fork child inherited) is watched with epoll, as in mode epoll. */
+#ifndef CS_EBPF_WATCHER_H
+#define CS_EBPF_WATCHER_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+enum cs_ebpf_state { CS_EBPF_OFF, CS_EBPF_IDLE, CS_EBPF_LOADING, CS_EBPF_LIVE, CS_EBPF_FAILED };
+
+/* At load: CS_EBPF_IDLE if mode (auto or ebpf) may use the eBPF watcher
+ * here, else CS_EBPF_OFF with the reason logged (warn for ebpf, info for
+ * auto). Checks privileges and kernel BTF; loads nothing. */
+enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode);
+
+enum cs_ebpf_state cs_ebpf_state(void);
+
+/* listen() is about to be called on fd: a TCP listener's port goes into the
+ * filter before any client can queue (loading the instance first if this is
+ * the process's first), and the listener is TRUSTED. */
+void cs_ebpf_before_listen(int fd);
+
+/* Once per listener met at accept (not seen at listen: inherited, socket
+ * activation): learns its port and adds it (loading the instance first if
+ * needed); it becomes TRUSTED when its queue is seen empty. */
+void cs_ebpf_listener_met(int lfd);
+
+/* The process accepted its first client while the instance is IDLE (a
+ * fork child, or listeners inherited): load it now. */
+void cs_ebpf_accepting(void);
+
+/* fd was just accepted as a covered client with this key: did its
+ * disconnect come before (while it waited in the accept queue)? */
+void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key);
+
+/* The first thread bound to a client (process.c): disconnects seen before
+ * were not acted on, so the covered connections are checked once. */
+void cs_ebpf_machinery_started(void);
+
+/* For the watcher thread: the ring is readable; pending work to poll for
+ * (ms, or -1); a wake-up happened. */
+void cs_ebpf_drain(void);
+int cs_ebpf_poll_ms(void);
+void cs_ebpf_tick(void);
+
+/* In a fork child: the parent's instance is the parent's. */
+void cs_ebpf_after_fork_child(void);
+
+/* The descriptors the running instance keeps open, ascending (the close
+ * wrappers leave them alone); the count. */
+#define CS_EBPF_MAX_FDS 4
+int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]);
+
+/* "ebpf" while the instance runs, else "epoll". */
+const char *cs_ebpf_mode_name(void);
+
+#endif

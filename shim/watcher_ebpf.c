@@ -1,0 +1,554 @@
+/* The kernel-assisted watcher (see ebpf_watcher.h for when a connection is
+ * covered by it). One instance of ebpf/disconnect.bpf.c per process, loaded
+ * through the light skeleton: raw bpf() calls, relocations done by the
+ * kernel, no libbpf in the host. It reports only sockets in the process's
+ * network namespace whose local port is one the process listens on; the
+ * watcher maps each event to a descriptor by its key and confirms it with
+ * the socket cookie (a key can be shared, a descriptor reused). */
+#include "ebpf_watcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conn_key.h"
+#include "fdtable.h"
+#include "log.h"
+#include "process.h"
+#include "raw_syscall.h"
+#include "stats.h"
+#include "watcher.h"
+
+static _Atomic int state = CS_EBPF_OFF;
+
+enum cs_ebpf_state cs_ebpf_state(void)
+{
+	return atomic_load(&state);
+}
+
+const char *cs_ebpf_mode_name(void)
+{
+	return atomic_load(&state) == CS_EBPF_LIVE ? "ebpf" : "epoll";
+}
+
+#ifndef CS_HAVE_BPF
+
+enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
+{
+	if (mode == CS_MODE_EBPF)
+		cs_warn("CANCELSHIM_MODE=ebpf: this build has no eBPF watcher (-Dbpf=disabled); using epoll");
+	return CS_EBPF_OFF;
+}
+
+void cs_ebpf_before_listen(int fd) { (void)fd; }
+void cs_ebpf_listener_met(int lfd) { (void)lfd; }
+void cs_ebpf_accepting(void) {}
+void cs_ebpf_drain(void) {}
+void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key) { (void)fd, (void)slot, (void)key; }
+void cs_ebpf_machinery_started(void) {}
+int cs_ebpf_poll_ms(void) { return -1; }
+void cs_ebpf_tick(void) {}
+void cs_ebpf_after_fork_child(void) {}
+int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]) { (void)fds; return 0; }
+
+#else
+
+#include "disconnect.h"
+#include "disconnect.lskel.h"
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+#define KERNEL_BTF "/sys/kernel/btf/vmlinux"
+
+static enum cs_log_level fail_level;	/* warn when asked for by name, else info */
+static struct disconnect *skel;
+static int own_fds[CS_EBPF_MAX_FDS];	/* what stays open after loading, ascending */
+static int n_own;
+static uint64_t dropped_seen;
+static _Atomic int need_poll;		/* a listener waits to be TRUSTED */
+static uint64_t last_poll_ns;
+
+/* The ring buffer's layout is the kernel's (kernel/bpf/ringbuf.c): a
+ * consumer position page, a producer position page, then the data area
+ * mapped twice in a row so a record never wraps. */
+static struct {
+	_Atomic unsigned long *consumer;
+	_Atomic unsigned long *producer;
+	const char *data;
+	size_t size;
+} ring;
+
+/* ---- before loading ----------------------------------------------------- */
+
+static int has_cap(const struct __user_cap_data_struct d[2], int cap)
+{
+	return (d[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+static const char *missing_prerequisite(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { 0 };
+
+	if (cs_raw2(SYS_capget, &h, d) < 0)
+		return "cannot read the process's capabilities";
+	/* Linux 5.8 split CAP_BPF and CAP_PERFMON out of CAP_SYS_ADMIN. */
+	if (!has_cap(d, CAP_SYS_ADMIN) && !(has_cap(d, CAP_BPF) && has_cap(d, CAP_PERFMON)))
+		return "needs root or CAP_BPF+CAP_PERFMON";
+	if (cs_raw2(SYS_access, KERNEL_BTF, R_OK) < 0)
+		return "the kernel has no BTF (" KERNEL_BTF ")";
+	return NULL;
+}
+
+enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
+{
+	const char *why;
+
+	if (mode != CS_MODE_AUTO && mode != CS_MODE_EBPF)
+		return CS_EBPF_OFF;
+	fail_level = mode == CS_MODE_EBPF ? CS_LOG_WARN : CS_LOG_INFO;
+	if ((why = missing_prerequisite())) {
+		cs_log(fail_level, "ebpf unavailable (%s); using epoll", why);
+		return CS_EBPF_OFF;
+	}
+	atomic_store(&state, CS_EBPF_IDLE);
+	return CS_EBPF_IDLE;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static void mark_own(int fd)
+{
+	_Atomic uint64_t *ref = cs_fd_ref(fd);
+	if (ref)
+		atomic_store(ref, CS_OTHER_MAKE(CS_FDCLASS_EXEMPT) | CS_OTHER_OURS);
+	own_fds[n_own++] = fd;
+}
+
+static void close_raw(int fd)
+{
+	if (fd > 0)
+		cs_raw1(SYS_close, fd);
+}
+
+/* The descriptors the running instance needs: the two links (they keep the
+ * programs attached), the port filter and the ring. The rest go: the links
+ * hold the programs, the programs hold their maps, the mappings hold theirs. */
+static void keep_only_what_runs(void)
+{
+	int keep[] = { skel->links.on_set_state_fd, skel->links.on_receive_reset_fd,
+		       skel->maps.lports.map_fd, skel->maps.events.map_fd };
+
+	close_raw(skel->progs.on_set_state.prog_fd);
+	close_raw(skel->progs.on_receive_reset.prog_fd);
+	close_raw(skel->maps.conns.map_fd);
+	close_raw(skel->maps.rodata.map_fd);
+	close_raw(skel->maps.bss.map_fd);
+	n_own = 0;
+	/* Ascending, for the close_range wrapper. */
+	for (int i = 0; i < 4; i++)
+		for (int j = i + 1; j < 4; j++)
+			if (keep[j] < keep[i]) {
+				int t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	for (int i = 0; i < 4; i++)
+		mark_own(keep[i]);
+}
+
+static int map_ring(int fd)
+{
+	long page = 4096, cons, prod;
+
+	ring.size = DISCONNECT_RINGBUF_BYTES;
+	cons = cs_raw6(SYS_mmap, 0, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (cons < 0 && cons > -4096)
+		return (int)cons;
+	prod = cs_raw6(SYS_mmap, 0, page + 2 * ring.size, PROT_READ, MAP_SHARED, fd, page);
+	if (prod < 0 && prod > -4096) {
+		cs_raw2(SYS_munmap, cons, page);
+		return (int)prod;
+	}
+	ring.consumer = (_Atomic unsigned long *)cons;
+	ring.producer = (_Atomic unsigned long *)prod;
+	ring.data = (const char *)prod + page;
+	return 0;
+}
+
+static void unmap_ring(void)
+{
+	if (ring.consumer)
+		cs_raw2(SYS_munmap, ring.consumer, 4096);
+	if (ring.producer)
+		cs_raw2(SYS_munmap, ring.producer, 4096 + 2 * ring.size);
+	memset(&ring, 0, sizeof ring);
+}
+
+static int add_port(uint16_t port)
+{
+	__u16 key = port;
+	__u8 one = 1;
+	return skel_map_update_elem(skel->maps.lports.map_fd, &key, &one, 0) ? -errno : 0;
+}
+
+/* Listeners known before the instance: their port goes in, and they are
+ * TRUSTED once their queue is seen empty (cs_ebpf_tick). */
+static void add_listener(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+
+	(void)fd, (void)arg;
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_TCP) || (s & CS_LISTENER_IN_MAP))
+		return;
+	if (add_port(CS_LISTENER_PORT(s)) == 0) {
+		atomic_fetch_or(slot, CS_LISTENER_IN_MAP);
+		atomic_store(&need_poll, 1);
+	}
+}
+
+static int load(void)
+{
+	const char *what;
+	struct stat st;
+	long r;
+	int err;
+
+	what = "reading /proc/self/ns/net";
+	if ((r = cs_raw4(SYS_newfstatat, AT_FDCWD, "/proc/self/ns/net", &st, 0)) < 0) {
+		err = (int)r;
+		goto fail;
+	}
+	what = "opening the skeleton";
+	if (!(skel = disconnect__open())) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	skel->rodata->filter_lports = true;
+	skel->rodata->target_netns = (__u32)st.st_ino;
+	/* Every connection on a listed port, including those established
+	 * before the instance existed: matching picks ours. */
+	skel->rodata->passive_only = false;
+	what = "loading the program";
+	if ((err = disconnect__load(skel)))
+		goto fail_errno;
+	what = "attaching to the TCP tracepoints";
+	if ((err = disconnect__attach(skel)))
+		goto fail_errno;
+	what = "mapping the ring buffer";
+	if ((err = map_ring(skel->maps.events.map_fd)))
+		goto fail;
+	dropped_seen = skel->bss->dropped;
+	keep_only_what_runs();
+	what = "starting the watcher thread";
+	if ((err = cs_watcher_watch_ring(skel->maps.events.map_fd)))
+		goto fail;
+	return 0;
+fail_errno:
+	err = errno ? -errno : -EINVAL;
+fail:
+	cs_log(fail_level, "ebpf unavailable (%s: %s); using epoll", what, strerror(-err));
+	unmap_ring();
+	for (int i = 0; i < n_own; i++) {
+		cs_fd_exchange(own_fds[i], 0, 0);
+		close_raw(own_fds[i]);
+	}
+	if (!n_own)
+		disconnect__destroy(skel);
+	n_own = 0;
+	skel = NULL;
+	return err;
+}
+
+/* In whichever thread first needs it: listen(), or accept() in a process
+ * that did not listen. About 60 system calls and 10-30 ms, once. */
+static void load_once(void)
+{
+	int expected = CS_EBPF_IDLE, busy = cs_tls.busy;
+
+	if (!atomic_compare_exchange_strong(&state, &expected, CS_EBPF_LOADING))
+		return;
+	cs_tls.busy = 1;	/* the skeleton's own calls pass straight through */
+	if (load() == 0) {
+		atomic_store(&state, CS_EBPF_LIVE);
+		cs_fd_for_each(0, CS_FD_MAX - 1, add_listener, NULL);
+		cs_stats_mode_changed();
+		cs_info("eBPF watcher attached");
+	} else {
+		atomic_store(&state, CS_EBPF_FAILED);
+	}
+	cs_tls.busy = busy;
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+/* The port of fd if it is a TCP socket (bound), else 0. */
+static uint16_t tcp_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int), sl = sizeof ss;
+	int proto = 0;
+
+	if (cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, (long)&proto, (long)&len, 0) < 0 || proto != IPPROTO_TCP)
+		return 0;
+	if (cs_raw3(SYS_getsockname, fd, &ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+void cs_ebpf_before_listen(int fd)
+{
+	_Atomic uint64_t *ref;
+	uint16_t port;
+	int saved = errno;
+
+	if (atomic_load(&state) == CS_EBPF_OFF || cs_tls.busy || !(port = tcp_port(fd)) || !(ref = cs_fd_ref(fd)))
+		goto out;
+	/* Stored before looking at the state: a load running in another
+	 * thread adds it when it finishes (add_listener) if we miss it here. */
+	atomic_store(ref, CS_SLOT_MAKE(CS_KIND_LISTENER, port) | CS_LISTENER_TYPE_KNOWN | CS_LISTENER_STREAM |
+		     CS_LISTENER_TCP);
+	if (atomic_load(&state) == CS_EBPF_IDLE)
+		load_once();
+	/* Not listening yet: no client can be queued, so it is TRUSTED now. */
+	if (atomic_load(&state) == CS_EBPF_LIVE && add_port(port) == 0)
+		atomic_fetch_or(ref, CS_LISTENER_IN_MAP | CS_LISTENER_TRUSTED);
+out:
+	errno = saved;
+}
+
+void cs_ebpf_listener_met(int lfd)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(lfd);
+	uint16_t port;
+
+	if (!ref || atomic_load(&state) == CS_EBPF_OFF || !(port = tcp_port(lfd)))
+		return;
+	atomic_fetch_or(ref, CS_LISTENER_TCP | port);
+	if (atomic_load(&state) == CS_EBPF_IDLE)
+		load_once();	/* adds it */
+	else if (atomic_load(&state) == CS_EBPF_LIVE)
+		add_listener(lfd, ref, NULL);
+}
+
+void cs_ebpf_accepting(void)
+{
+	load_once();
+}
+
+/* A listener in the filter is TRUSTED once its accept queue is seen empty:
+ * every connection accepted afterwards arrived after its port went in. For
+ * a listening socket, TCP_INFO's tcpi_unacked is the accept queue's length. */
+static void try_trust(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	int *left = arg;
+
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_IN_MAP) || (s & CS_LISTENER_TRUSTED))
+		return;
+	if (cs_raw6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&len, 0) == 0 &&
+	    ti.tcpi_state == TCP_LISTEN && ti.tcpi_unacked == 0)
+		atomic_compare_exchange_strong(slot, &s, s | CS_LISTENER_TRUSTED);
+	else
+		(*left)++;
+}
+
+int cs_ebpf_poll_ms(void)
+{
+	return atomic_load(&need_poll) ? 2 : -1;
+}
+
+void cs_ebpf_tick(void)
+{
+	uint64_t now;
+	int left = 0;
+
+	if (!atomic_load(&need_poll))
+		return;
+	now = cs_stats_now_ns();
+	if (now - last_poll_ns < 2000000)
+		return;
+	last_poll_ns = now;
+	atomic_store(&need_poll, 0);
+	cs_fd_for_each(0, CS_FD_MAX - 1, try_trust, &left);
+	if (left)
+		atomic_store(&need_poll, 1);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static int take(struct disconnect_event *e)
+{
+	unsigned long cons = atomic_load_explicit(ring.consumer, memory_order_relaxed);
+
+	while (cons < atomic_load_explicit(ring.producer, memory_order_acquire)) {
+		const _Atomic uint32_t *hdr = (const _Atomic uint32_t *)(ring.data + (cons & (ring.size - 1)));
+		uint32_t len = atomic_load_explicit(hdr, memory_order_acquire);
+		uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+		int keep = !(len & BPF_RINGBUF_DISCARD_BIT) && body >= sizeof *e;
+
+		if (len & BPF_RINGBUF_BUSY_BIT)
+			return 0;
+		if (keep)
+			memcpy(e, (const char *)hdr + BPF_RINGBUF_HDR_SZ, sizeof *e);
+		cons += (body + BPF_RINGBUF_HDR_SZ + 7) & ~7ul;
+		atomic_store_explicit(ring.consumer, cons, memory_order_release);
+		if (keep)
+			return 1;
+	}
+	return 0;
+}
+
+/* fd has the event's key: is it the event's socket? The cookie says so even
+ * if two connections share the key, or fd was closed and reused since. */
+static int same_socket(int fd, uint64_t cookie)
+{
+	uint64_t c = 0;
+	socklen_t len = sizeof c;
+
+	return cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_COOKIE, (long)&c, (long)&len, 0) == 0 && c == cookie;
+}
+
+static void handle(const struct disconnect_event *e)
+{
+	int rst = e->kind != DISCONNECT_FIN, fds[4], n;
+	uint64_t key;
+
+	/* A FIN alone is no reason to cancel under CANCELSHIM_ON=rst; its
+	 * reset, if one follows, is a second event. */
+	if (!rst && cs_proc.cfg.on == CS_ON_RST)
+		return;
+	if (!(key = cs_conn_key_from_event(e->family, e->raddr, e->rport, e->lport)))
+		return;
+	/* Noted first: an accept() that stores the key after our search
+	 * below looks here (cs_ebpf_check_accepted); one of us sees the other. */
+	cs_conn_key_note_unmatched(key, e->cookie, rst);
+	atomic_thread_fence(memory_order_seq_cst);
+	n = cs_conn_key_find(key, fds, 4);
+	if (!n)
+		return;
+	cs_conn_key_forget_unmatched(key);
+	/* No thread has ever been bound here (an event loop, or a server that
+	 * has not started one yet): nobody to cancel, and no system call
+	 * spent. cs_ebpf_machinery_started() looks at these connections if a
+	 * thread ever binds. */
+	if (atomic_load(&cs_proc.machinery) != CS_MACH_RUNNING)
+		return;
+	for (int i = 0; i < n; i++) {
+		uint64_t s = cs_fd_get(fds[i]);
+		if (same_socket(fds[i], e->cookie)) {
+			cs_disconnect_seen((uint32_t)s, fds[i], rst, e->ts_ns);
+			return;
+		}
+	}
+}
+
+void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key)
+{
+	uint64_t cookie;
+	int rst;
+
+	if (cs_conn_key_unmatched(key, &cookie, &rst) && same_socket(fd, cookie)) {
+		cs_conn_key_forget_unmatched(key);
+		cs_disconnect((uint32_t)slot, fd, rst);
+	}
+}
+
+/* Every covered connection is asked for its state, once: when the ring
+ * overflowed (some events are lost, nobody knows which), and when the first
+ * thread binds (events before that were not acted on). */
+static void recheck(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	int *checked = arg;
+
+	if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || !(s & CS_CLIENT_EBPF) || (s & CS_CLIENT_DEAD))
+		return;
+	(*checked)++;
+	if (cs_raw6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&len, 0) < 0)
+		return;
+	if (ti.tcpi_state == TCP_CLOSE_WAIT && cs_proc.cfg.on != CS_ON_RST)
+		cs_disconnect((uint32_t)s, fd, 0);
+	else if (ti.tcpi_state == TCP_CLOSE)
+		cs_disconnect((uint32_t)s, fd, 1);
+}
+
+void cs_ebpf_drain(void)
+{
+	struct disconnect_event e;
+	uint64_t dropped;
+	int checked = 0;
+
+	if (!ring.consumer)
+		return;
+	while (take(&e))
+		handle(&e);
+	if (!skel)
+		return;
+	dropped = skel->bss->dropped;
+	if (dropped != dropped_seen) {
+		cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
+		cs_warn("the eBPF ring buffer overflowed (%llu events lost); checked %d connections instead",
+			(unsigned long long)(dropped - dropped_seen), checked);
+		dropped_seen = dropped;
+	}
+}
+
+void cs_ebpf_machinery_started(void)
+{
+	int checked = 0;
+
+	if (atomic_load(&state) == CS_EBPF_LIVE)
+		cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
+}
+
+/* ---- fork --------------------------------------------------------------- */
+
+void cs_ebpf_after_fork_child(void)
+{
+	int s = atomic_load(&state);
+
+	if (s == CS_EBPF_OFF || s == CS_EBPF_FAILED)
+		return;
+	/* The links would keep the parent's programs attached after the parent
+	 * is gone, and two readers of one ring corrupt its position: close and
+	 * unmap. The skeleton's memory is left (no free() in a fork child). */
+	for (int i = 0; i < n_own; i++)
+		close_raw(own_fds[i]);
+	n_own = 0;
+	unmap_ring();
+	skel = NULL;
+	atomic_store(&need_poll, 0);
+	atomic_store(&state, CS_EBPF_IDLE);
+}
+
+int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS])
+{
+	if (atomic_load(&state) != CS_EBPF_LIVE)
+		return 0;
+	memcpy(fds, own_fds, sizeof own_fds);
+	return n_own;
+}
+
+#endif
