@@ -595,7 +595,7 @@ static const char *mode_note(const char *active)
 		return "This is the kernel-assisted mode: an eBPF program reports disconnects.";
 	if (!strncmp(active, "mode epoll", 10))
 		return "This is the user-space watcher (epoll): the kernel-assisted mode (eBPF) "
-		       "is not in the shim yet.";
+		       "needs root (or CAP_BPF+CAP_PERFMON) and a kernel with BTF.";
 	return "";
 }
 

@@ -211,3 +211,10 @@ int st_python(const char *script, const char *input, const char *const args[], c
 	free(cmd);
 	return rc;
 }
+
+const char *st_expected_mode(void)
+{
+	const char *have = getenv("CS_HAVE_BPF");
+	return have && !strcmp(have, "1") && geteuid() == 0 && access("/sys/kernel/btf/vmlinux", R_OK) == 0 ? "ebpf"
+														: "epoll";
+}

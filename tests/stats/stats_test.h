@@ -57,4 +57,8 @@ void st_cleanup(void);
 /* Polls until cond(pid) is as wanted or the deadline passes. */
 bool st_wait_segment(int pid, bool present, int timeout_ms);
 
+/* The watcher the shim runs here under the default mode (auto): "ebpf" as
+ * root on a kernel with BTF in a build with -Dbpf, else "epoll". */
+const char *st_expected_mode(void);
+
 #endif

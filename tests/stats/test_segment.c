@@ -28,7 +28,7 @@ Test(segment, appears_at_the_first_accept_with_mode_0600_and_goes_at_exit)
 	cr_assert_eq(s.uid, getuid());
 	cr_assert_eq(s.h.version, CS_SEG_VERSION);
 	cr_assert_eq(s.h.pid, pid);
-	cr_assert_str_eq(s.h.mode, "epoll");
+	cr_assert_str_eq(s.h.mode, st_expected_mode());
 	cr_assert_str_eq(s.h.on, "fin");
 	cr_assert_str_eq(s.h.calls, "net,wait");
 	cr_assert(strstr(s.h.cmdline, "stats_server.py"), "cmdline '%s'", s.h.cmdline);
