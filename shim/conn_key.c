@@ -12,7 +12,11 @@
  * by a process that accepts TCP clients while the eBPF watcher runs. */
 static _Atomic(_Atomic uint64_t *) pages[CS_FD_PAGES];
 
-#define PAGE_BYTES (CS_FD_PAGE_SIZE * sizeof(uint64_t))
+/* Two words per descriptor: its key, and the cookie of a disconnect the
+ * watcher saw for it before anyone needed it (cs_conn_key_stash). */
+#define PAGE_BYTES (2 * CS_FD_PAGE_SIZE * sizeof(uint64_t))
+#define KEY(page, i) (&(page)[2 * (i)])
+#define COOKIE(page, i) (&(page)[2 * (i) + 1])
 
 static uint64_t mix(uint64_t h, uint64_t v)
 {
@@ -91,7 +95,29 @@ void cs_conn_key_set(int fd, uint64_t key)
 			page = expected;
 		}
 	}
-	atomic_store_explicit(&page[fd & (CS_FD_PAGE_SIZE - 1)], key, memory_order_relaxed);
+	atomic_store_explicit(KEY(page, fd & (CS_FD_PAGE_SIZE - 1)), key, memory_order_relaxed);
+}
+
+static _Atomic uint64_t *cookie_ref(int fd)
+{
+	_Atomic uint64_t *page;
+	if ((unsigned)fd >= CS_FD_MAX)
+		return NULL;
+	page = atomic_load_explicit(&pages[(unsigned)fd >> CS_FD_PAGE_BITS], memory_order_acquire);
+	return page ? COOKIE(page, fd & (CS_FD_PAGE_SIZE - 1)) : NULL;
+}
+
+void cs_conn_key_stash(int fd, uint64_t cookie)
+{
+	_Atomic uint64_t *c = cookie_ref(fd);
+	if (c)
+		atomic_store(c, cookie);
+}
+
+uint64_t cs_conn_key_stashed(int fd)
+{
+	_Atomic uint64_t *c = cookie_ref(fd);
+	return c ? atomic_load(c) : 0;
 }
 
 /* ---- the index: key -> descriptor --------------------------------------
@@ -112,7 +138,7 @@ static uint64_t key_at(int fd)
 	if ((unsigned)fd >= CS_FD_MAX)
 		return 0;
 	page = atomic_load_explicit(&pages[(unsigned)fd >> CS_FD_PAGE_BITS], memory_order_acquire);
-	return page ? atomic_load_explicit(&page[fd & (CS_FD_PAGE_SIZE - 1)], memory_order_relaxed) : 0;
+	return page ? atomic_load_explicit(KEY(page, fd & (CS_FD_PAGE_SIZE - 1)), memory_order_relaxed) : 0;
 }
 
 static int live(uint64_t entry)

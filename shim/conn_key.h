@@ -37,6 +37,12 @@ int cs_conn_key_index(int fd, uint64_t key);
  * of them in fds; their number. */
 int cs_conn_key_find(uint64_t key, int fds[], int max);
 
+/* The cookie of a disconnect seen for fd's key before anyone needed it
+ * (CS_CLIENT_PENDING): kept beside the key, read by the first call that
+ * needs to know. */
+void cs_conn_key_stash(int fd, uint64_t cookie);
+uint64_t cs_conn_key_stashed(int fd);
+
 /* A disconnect that arrived before its connection was accepted (it waited
  * in the accept queue) finds no descriptor. The watcher notes it here, and
  * accept() looks for its key: a small direct-mapped table, so a note lives

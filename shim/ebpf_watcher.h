@@ -47,6 +47,11 @@ void cs_ebpf_accepting(void);
  * disconnect come before (while it waited in the accept queue)? */
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key);
 
+/* The first call a cancel could fail, for a covered connection (slot):
+ * if the watcher saw a disconnect with its key meanwhile (PENDING), the
+ * cookie decides, and the connection is cancelled. 1 if it was. */
+int cs_ebpf_confirm_pending(int fd, uint64_t slot);
+
 /* The first thread bound to a client (process.c): disconnects seen before
  * were not acted on, so the covered connections are checked once. */
 void cs_ebpf_machinery_started(void);

@@ -18,6 +18,11 @@
  *            bit 38      EBPF: accepted through a TRUSTED listener, its key
  *                        (conn_key.h) remembered: the eBPF watcher reports
  *                        its disconnect, no registration needed.
+ *            bit 39      PENDING: the eBPF watcher saw a disconnect with this
+ *                        connection's key before any thread made a call a
+ *                        cancel could fail; the first such call confirms it
+ *                        by the socket cookie (conn_key.h) and cancels.
+ *            bit 40      PENDING_RST: that disconnect was a reset.
  *  LISTENER  a listening socket.
  *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
  *                        counts as a client connection.
@@ -70,6 +75,8 @@ enum cs_fdclass {
 #define CS_CLIENT_REGISTERED (1ull << 36)
 #define CS_CLIENT_SHARED (1ull << 37)
 #define CS_CLIENT_EBPF (1ull << 38)
+#define CS_CLIENT_PENDING (1ull << 39)
+#define CS_CLIENT_PENDING_RST (1ull << 40)
 
 #define CS_LISTENER_TYPE_KNOWN (1ull << 35)
 #define CS_LISTENER_STREAM (1ull << 36)

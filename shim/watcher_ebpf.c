@@ -55,6 +55,7 @@ void cs_ebpf_accepting(void) {}
 void cs_ebpf_drain(void) {}
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key) { (void)fd, (void)slot, (void)key; }
 void cs_ebpf_machinery_started(void) {}
+int cs_ebpf_confirm_pending(int fd, uint64_t slot) { (void)fd, (void)slot; return 0; }
 int cs_ebpf_poll_ms(void) { return -1; }
 void cs_ebpf_tick(void) {}
 void cs_ebpf_after_fork_child(void) {}
@@ -80,6 +81,9 @@ static int n_own;
 static uint64_t dropped_seen;
 static _Atomic int need_poll;		/* a listener waits to be TRUSTED */
 static uint64_t last_poll_ns;
+static _Atomic int ring_watched;	/* the watcher thread reads the ring */
+
+static void start_reading(void);
 
 /* The ring buffer's layout is the kernel's (kernel/bpf/ringbuf.c): a
  * consumer position page, a producer position page, then the data area
@@ -253,9 +257,6 @@ static int load(void)
 		goto fail;
 	dropped_seen = skel->bss->dropped;
 	keep_only_what_runs();
-	what = "starting the watcher thread";
-	if ((err = cs_watcher_watch_ring(skel->maps.events.map_fd)))
-		goto fail;
 	return 0;
 fail_errno:
 	err = errno ? -errno : -EINVAL;
@@ -287,6 +288,10 @@ static void load_once(void)
 		cs_fd_for_each(0, CS_FD_MAX - 1, add_listener, NULL);
 		cs_stats_mode_changed();
 		cs_info("eBPF watcher attached");
+		/* A fork child that loads at its first accept may have its
+		 * machinery already (it is inherited). */
+		if (atomic_load(&cs_proc.machinery) == CS_MACH_RUNNING)
+			start_reading();
 	} else {
 		atomic_store(&state, CS_EBPF_FAILED);
 	}
@@ -447,19 +452,38 @@ static void handle(const struct disconnect_event *e)
 	if (!n)
 		return;
 	cs_conn_key_forget_unmatched(key);
-	/* No thread has ever been bound here (an event loop, or a server that
-	 * has not started one yet): nobody to cancel, and no system call
-	 * spent. cs_ebpf_machinery_started() looks at these connections if a
-	 * thread ever binds. */
-	if (atomic_load(&cs_proc.machinery) != CS_MACH_RUNNING)
-		return;
 	for (int i = 0; i < n; i++) {
-		uint64_t s = cs_fd_get(fds[i]);
-		if (same_socket(fds[i], e->cookie)) {
-			cs_disconnect_seen((uint32_t)s, fds[i], rst, e->ts_ns);
-			return;
+		_Atomic uint64_t *ref = cs_fd_ref_existing(fds[i]);
+		uint64_t s = ref ? atomic_load(ref) : 0;
+		for (;;) {
+			if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (s & CS_CLIENT_DEAD))
+				break;
+			/* A thread waits (or waited) in a call a cancel would
+			 * fail: confirm by the cookie now and cancel. */
+			if (s & CS_CLIENT_REGISTERED) {
+				if (same_socket(fds[i], e->cookie)) {
+					cs_disconnect_seen((uint32_t)s, fds[i], rst, e->ts_ns);
+					return;
+				}
+				break;
+			}
+			/* Nobody needs it yet (most requests never make such a
+			 * call): no system call now; the first call that would
+			 * be cancelled confirms it (cs_ebpf_confirm_pending).
+			 * The CAS orders this against the registration's. */
+			cs_conn_key_stash(fds[i], e->cookie);
+			if (atomic_compare_exchange_weak(ref, &s, s | CS_CLIENT_PENDING | (rst ? CS_CLIENT_PENDING_RST : 0)))
+				break;
 		}
 	}
+}
+
+int cs_ebpf_confirm_pending(int fd, uint64_t slot)
+{
+	if (!(slot & CS_CLIENT_PENDING) || !same_socket(fd, cs_conn_key_stashed(fd)))
+		return 0;
+	cs_disconnect((uint32_t)slot, fd, (slot & CS_CLIENT_PENDING_RST) != 0);
+	return 1;
 }
 
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key)
@@ -515,12 +539,28 @@ void cs_ebpf_drain(void)
 	}
 }
 
+/* The ring is read only once a thread has been bound to a client: until
+ * then nobody could be cancelled, so an event loop (nginx, redis) gets no
+ * watcher thread and no wake-up per connection. Events meanwhile pile up in
+ * the ring, or overflow it; the connections they were about are asked for
+ * their state here instead (recheck), once. */
+static void start_reading(void)
+{
+	int checked = 0, err;
+
+	if (atomic_exchange(&ring_watched, 1))
+		return;
+	if ((err = cs_watcher_watch_ring(skel->maps.events.map_fd))) {
+		cs_process_fail("cannot start the watcher thread for the eBPF ring", -err);
+		return;
+	}
+	cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
+}
+
 void cs_ebpf_machinery_started(void)
 {
-	int checked = 0;
-
 	if (atomic_load(&state) == CS_EBPF_LIVE)
-		cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
+		start_reading();
 }
 
 /* ---- fork --------------------------------------------------------------- */
@@ -540,6 +580,7 @@ void cs_ebpf_after_fork_child(void)
 	unmap_ring();
 	skel = NULL;
 	atomic_store(&need_poll, 0);
+	atomic_store(&ring_watched, 0);
 	atomic_store(&state, CS_EBPF_IDLE);
 }
 

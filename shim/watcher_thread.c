@@ -139,6 +139,7 @@ int cs_watcher_add(int fd, uint64_t slot)
 	if ((slot & CS_CLIENT_EBPF) && cs_ebpf_state() == CS_EBPF_LIVE) {
 		cs_stat_add(CS_STAT_REGISTERED, 1);
 		cs_debug("watch conn=%u fd=%d via ebpf", gen, fd);
+		cs_ebpf_confirm_pending(fd, slot);
 		return 0;
 	}
 	if (atomic_load(&state) != RUNNING) {
