@@ -145,14 +145,40 @@ static void *late_worker(void *arg)
 	return NULL;
 }
 
-/* late FAMILY fin|rst: the client is gone before a worker picks the
- * connection up from the acceptor. */
+static void *warm_worker(void *arg)
+{
+	char c;
+	read(*(int *)arg, &c, 1);	/* binds: the process now serves clients */
+	return NULL;
+}
+
+/* One connection served to the end by a worker thread: a process that has
+ * served clients before (in mode ebpf its ring is being read). */
+static void warm_up(int l, const struct endpoint *ep)
+{
+	int c = probe_connect(ep), s;
+	pthread_t t;
+
+	write(c, "w", 1);
+	if ((s = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		die("accept");
+	pthread_create(&t, NULL, warm_worker, &s);
+	pthread_join(t, NULL);
+	close(s);
+	close(c);
+}
+
+/* late FAMILY fin|rst [warm]: the client is gone before a worker picks the
+ * connection up from the acceptor (with warm, in a process that served a
+ * client before). */
 int scenario_late(int argc, char **argv)
 {
 	struct endpoint ep;
 	struct late w;
 	pthread_t t;
 	int l = probe_listen(argc > 1 ? argv[1] : "v4", &ep);
+	if (argc > 3 && !strcmp(argv[3], "warm"))
+		warm_up(l, &ep);
 	int c = probe_connect(&ep), up2[2];
 	char ch;
 

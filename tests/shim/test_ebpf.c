@@ -51,6 +51,25 @@ Test(ebpf, ipv6_and_unix_clients)
 	probe_result_free(&r);
 }
 
+Test(ebpf, gone_before_accept_or_before_the_worker_calls)
+{
+	/* The process has served a client (its ring is read); the next client
+	 * leaves while queued or before its worker makes a call a cancel
+	 * could fail: the kernel event is kept (by key, or as PENDING beside
+	 * the connection) and the worker's first such call is cancelled. */
+	need_ebpf();
+	const char *env[] = { "CANCELSHIM_MODE=ebpf", "CANCELSHIM_LOG=debug", NULL };
+	const char *how[] = { "fin", "rst" };
+	for (int round = 0; round < 5; round++)
+		for (int i = 0; i < 2; i++) {
+			struct probe_result r = probe_run(0, env, "late", "v4", how[i], "warm", NULL);
+			cr_expect_eq(probe_field(&r, "late", "first_errno"), ECANCELED, "%s:\n%s", how[i], r.err);
+			cr_expect_eq(probe_field(&r, "late", "acceptor_ret"), 1);
+			cr_expect(!strstr(r.err, "via epoll"), "epoll was not needed:\n%s", r.err);
+			probe_result_free(&r);
+		}
+}
+
 /* cs-probe and the shim copied where the user nobody can read them. */
 static char *public_copy(const char *dir, const char *src, const char *name)
 {
