@@ -64,8 +64,10 @@ def main():
             f.write(f"\"{kind} {'keep-alive' if conn == 'keepalive' else 'new conn.'}\" "
                     + " ".join(f"{med(by[s]) / 1000:.2f}" for s in sides) + "\n")
             fig = ("2. Throughput" if conn == "keepalive" else "3. Connection rate") + f", {names[kind]}"
-            target = 98 if conn == "keepalive" else 97
             for s in measured:
+                # The targets: 98% kept alive; a new connection per
+                # request 97% in mode epoll, 99% in mode ebpf.
+                target = 98 if conn == "keepalive" else 99 if s == "ebpf" else 97
                 r = entry[s]["ratio_pct"]
                 row(f"{fig} ({s})", f"≥ {target}% of plain",
                     f"{r:.1f}% ({med(by[s]):,.0f} vs {plain:,.0f} req/s, medians of {len(by[s])}; "
@@ -73,14 +75,17 @@ def main():
                     r >= target)
             not_yet(fig, f"≥ {99 if conn == 'close' else 98}% of plain")
 
-    sc = {}
+    sc, scw = {}, {}
     for line in open(f"{work}/syscalls.tsv"):
-        side, a, b, per = line.split("\t")
-        sc[side] = float(per)
+        side, a, b, per, wait_us = line.rstrip("\n").split("\t")
+        (scw if wait_us != "0" else sc)[side] = float(per)
     res["syscalls_per_connection"] = sc
+    res["syscalls_per_connection_with_a_wait"] = scw
     for s in measured:
         row(f"3. Syscalls per connection, C server ({s})", "report",
-            f"{sc[s]:.1f} (plain {sc['plain']:.1f}, +{sc[s] - sc['plain']:.1f})", "—")
+            f"{sc[s]:.2f} (plain {sc['plain']:.2f}, +{sc[s] - sc['plain']:.2f})", "—")
+        row(f"3. Syscalls per connection, requests with one cancellable wait ({s})", "report",
+            f"{scw[s]:.2f} (plain {scw['plain']:.2f}, +{scw[s] - scw['plain']:.2f})", "—")
     not_yet("3. Syscalls per connection, C server", "report")
 
     # 4. cancel latency

@@ -5,6 +5,11 @@
  * shim binds threads in, so every request goes through the shim's bound path.
  *
  *     tpc_server [PORT]     prints "port=N pid=P" once listening (0 = any)
+ *
+ * With TPC_WAIT_US=N in the environment, each request first sleeps N µs: a
+ * call a cancel could fail, so the shim starts watching the connection (in
+ * mode epoll with one epoll_ctl, in mode ebpf with none). bench/run counts
+ * system calls per connection both ways.
  */
 #include <netinet/in.h>
 #include <pthread.h>
@@ -12,11 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 static const char reply_close[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+static long wait_us;	/* TPC_WAIT_US */
 
 static void *serve(void *arg)
 {
@@ -34,6 +42,10 @@ static void *serve(void *arg)
 		/* Pipelined requests are answered one by one. */
 		while ((end = strstr(buf, "\r\n\r\n"))) {
 			*end = 0;
+			if (wait_us) {
+				struct timespec ts = { wait_us / 1000000, wait_us % 1000000 * 1000 };
+				nanosleep(&ts, NULL);
+			}
 			int close_it = strcasestr(buf, "connection: close") != NULL;
 			const char *r = close_it ? reply_close : reply;
 			size_t len = close_it ? sizeof reply_close - 1 : sizeof reply - 1;
@@ -60,6 +72,8 @@ int main(int argc, char **argv)
 	pthread_attr_t attr;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (getenv("TPC_WAIT_US"))
+		wait_us = atol(getenv("TPC_WAIT_US"));
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4096) ||
 	    getsockname(l, (struct sockaddr *)&a, &al)) {

@@ -35,6 +35,12 @@ const volatile bool passive_only = false; /* only connections seen being accepte
 /* Events lost because the ring buffer was full (read from skel->bss). */
 __u64 dropped = 0;
 
+/* Set by a reader that is not reading yet (the shim, until a thread of its
+ * process serves a client): every run stops here, so an instance nobody
+ * reads costs a load and a branch per TCP state change. Written through the
+ * mmap'ed .bss. */
+volatile bool quiet = false;
+
 /* What we remember about a connection from its ESTABLISHED transition. Kept
  * in socket-local storage: freed with the socket, no stale entries. */
 struct conn {
@@ -146,7 +152,7 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	int err;
 
-	if (!wanted(sk))
+	if (quiet || !wanted(sk))
 		return 0;
 
 	if (newstate == TCP_ESTABLISHED) {
@@ -187,8 +193,11 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_receive_reset, struct sock *sk)
 {
-	int state = sk->__sk_common.skc_state;
+	int state;
 
+	if (quiet)
+		return 0;
+	state = sk->__sk_common.skc_state;
 	/* Synchronised states only: a reset to our SYN is a refused connect. */
 	switch (state) {
 	case TCP_ESTABLISHED:

@@ -16,6 +16,7 @@
 #ifndef CS_EBPF_WATCHER_H
 #define CS_EBPF_WATCHER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -29,6 +30,15 @@ enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode);
 
 enum cs_ebpf_state cs_ebpf_state(void);
 
+/* Advanced when the program starts reporting (it is quiet until a thread of
+ * the process serves a client). accept() reads it before its system call: a
+ * connection accepted across the change is checked once (TCP_INFO). */
+extern _Atomic unsigned cs_ebpf_epoch;
+
+/* After accept stored a covered connection that was accepted across a change
+ * of cs_ebpf_epoch: its peer may have left unseen; asks the socket. */
+void cs_ebpf_check_straddler(int fd, uint64_t slot);
+
 /* listen() is about to be called on fd: a TCP listener's port goes into the
  * filter before any client can queue (loading the instance first if this is
  * the process's first), and the listener is TRUSTED. */
@@ -39,9 +49,10 @@ void cs_ebpf_before_listen(int fd);
  * needed); it becomes TRUSTED when its queue is seen empty. */
 void cs_ebpf_listener_met(int lfd);
 
-/* The process accepted its first client while the instance is IDLE (a
- * fork child, or listeners inherited): load it now. */
-void cs_ebpf_accepting(void);
+/* A connection is about to be watched while the instance is IDLE (a fork
+ * child, or a process whose listeners were inherited): load it now, for the
+ * connections accepted from now on (this one is watched with epoll). */
+void cs_ebpf_first_watch(void);
 
 /* fd was just accepted as a covered client with this key: did its
  * disconnect come before (while it waited in the accept queue)? */

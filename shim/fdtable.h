@@ -23,6 +23,7 @@
  *                        cancel could fail; the first such call confirms it
  *                        by the socket cookie (conn_key.h) and cancels.
  *            bit 40      PENDING_RST: that disconnect was a reset.
+ *            bit 41      INHERITED: accepted by a parent before fork.
  *  LISTENER  a listening socket.
  *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
  *                        counts as a client connection.
@@ -77,6 +78,7 @@ enum cs_fdclass {
 #define CS_CLIENT_EBPF (1ull << 38)
 #define CS_CLIENT_PENDING (1ull << 39)
 #define CS_CLIENT_PENDING_RST (1ull << 40)
+#define CS_CLIENT_INHERITED (1ull << 41)
 
 #define CS_LISTENER_TYPE_KNOWN (1ull << 35)
 #define CS_LISTENER_STREAM (1ull << 36)

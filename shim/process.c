@@ -18,6 +18,7 @@
 #include "raw_syscall.h"
 #include "real.h"
 #include "stats.h"
+#include "thread_id.h"
 #include "threads.h"
 #include "watcher.h"
 
@@ -51,6 +52,7 @@ __attribute__((constructor)) static void cs_load(void)
 	if (cs_raw3(SYS_getrandom, &cs_proc.cookie, sizeof cs_proc.cookie, 1 /* GRND_NONBLOCK */) != sizeof cs_proc.cookie)
 		cs_proc.cookie = (uint32_t)cs_proc.pid * 2654435761u ^ (uint32_t)time(NULL);
 	atomic_store(&cs_proc.next_gen, 1);
+	cs_thread_id_init();
 	cs_calls_format(cs_proc.cfg.calls, calls, sizeof calls);
 	cs_signal_format(cs_proc.cfg.signo, sig, sizeof sig);
 	/* Registered now, while the process has one thread: registering it
@@ -95,7 +97,8 @@ static void forget_parent_watchers(int fd, _Atomic uint64_t *slot, void *arg)
 
 	(void)fd, (void)arg;
 	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT)
-		atomic_fetch_and(slot, ~(CS_CLIENT_REGISTERED | CS_CLIENT_EBPF));
+		atomic_store(slot, (s & ~(CS_CLIENT_REGISTERED | CS_CLIENT_EBPF | CS_CLIENT_PENDING | CS_CLIENT_PENDING_RST)) |
+				   CS_CLIENT_INHERITED);
 	else if (CS_SLOT_KIND(s) == CS_KIND_LISTENER)
 		atomic_fetch_and(slot, ~(CS_LISTENER_IN_MAP | CS_LISTENER_TRUSTED));
 	else if (CS_SLOT_KIND(s) == CS_KIND_OTHER && (s & CS_OTHER_OURS))
@@ -116,7 +119,8 @@ static void atfork_child(void)
 	cs_tls.loop = 0;
 }
 
-void cs_process_accepted(int lfd, int fd, uint64_t ls_before, const struct sockaddr *peer, socklen_t peer_len)
+void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_before, const struct sockaddr *peer,
+			 socklen_t peer_len)
 {
 	_Atomic uint64_t *lref;
 	uint64_t ls, slot, key = 0;
@@ -153,12 +157,19 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, const struct socka
 	if (key && cs_conn_key_index(fd, key) == 0)
 		slot |= CS_CLIENT_EBPF;
 	cs_fd_exchange(fd, slot, 1);
-	if ((slot & CS_CLIENT_EBPF) && atomic_load(&cs_proc.machinery) == CS_MACH_RUNNING)
-		cs_ebpf_check_accepted(fd, slot, key);
-	/* A process that accepts without having listened (a prefork child,
-	 * inherited listeners) loads its eBPF instance now. */
-	if (cs_ebpf_state() == CS_EBPF_IDLE && (ls & CS_LISTENER_TCP))
-		cs_ebpf_accepting();
+	if (slot & CS_CLIENT_EBPF) {
+		/* Still TRUSTED now that the connection is stored? If not, the
+		 * watcher started distrusting it meanwhile (ebpf_watcher.h):
+		 * epoll watches this one. */
+		_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
+		uint64_t expected = slot;
+		if (!(cs_fd_get(lfd) & CS_LISTENER_TRUSTED) && ref)
+			atomic_compare_exchange_strong(ref, &expected, slot & ~CS_CLIENT_EBPF);
+		else if (atomic_load(&cs_ebpf_epoch) != epoch_before)
+			cs_ebpf_check_straddler(fd, slot);
+		else if (atomic_load(&cs_proc.machinery) == CS_MACH_RUNNING)
+			cs_ebpf_check_accepted(fd, slot, key);
+	}
 	if (!atomic_load_explicit(&cs_proc.serving, memory_order_relaxed))
 		atomic_store(&cs_proc.serving, 1);
 	cs_stat_add(CS_STAT_CONNECTIONS, 1);
@@ -208,7 +219,7 @@ struct cs_thread *cs_process_thread(void)
 		return t;
 	if (atomic_load(&cs_proc.machinery) != CS_MACH_RUNNING && !start_machinery())
 		return NULL;
-	t = cs_thread_claim((int)cs_raw0(SYS_gettid));
+	t = cs_thread_claim(cs_thread_id());
 	if (!t) {
 		cs_process_fail("cannot record another thread", ENOMEM);
 		return NULL;

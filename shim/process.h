@@ -27,9 +27,10 @@ extern struct cs_process cs_proc;
 
 /* Marks fd as accepted from listener lfd (a client connection if it is a
  * stream socket). Called after a successful accept, with the listener's word
- * as it was before the accept began and the peer's address (NULL if not
- * known). */
-void cs_process_accepted(int lfd, int fd, uint64_t ls_before, const struct sockaddr *peer, socklen_t peer_len);
+ * and cs_ebpf_epoch as they were before the accept began, and the peer's
+ * address (NULL if not known). */
+void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_before, const struct sockaddr *peer,
+			 socklen_t peer_len);
 
 /* The calling thread's record, starting the machinery on first use. NULL
  * when the shim could not start (it has then turned itself off). */

@@ -29,6 +29,7 @@
 #include "watcher.h"
 
 static _Atomic int state = CS_EBPF_OFF;
+_Atomic unsigned cs_ebpf_epoch;
 
 enum cs_ebpf_state cs_ebpf_state(void)
 {
@@ -51,8 +52,9 @@ enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
 
 void cs_ebpf_before_listen(int fd) { (void)fd; }
 void cs_ebpf_listener_met(int lfd) { (void)lfd; }
-void cs_ebpf_accepting(void) {}
+void cs_ebpf_first_watch(void) {}
 void cs_ebpf_drain(void) {}
+void cs_ebpf_check_straddler(int fd, uint64_t slot) { (void)fd, (void)slot; }
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key) { (void)fd, (void)slot, (void)key; }
 void cs_ebpf_machinery_started(void) {}
 int cs_ebpf_confirm_pending(int fd, uint64_t slot) { (void)fd, (void)slot; return 0; }
@@ -249,6 +251,8 @@ static int load(void)
 	what = "loading the program";
 	if ((err = disconnect__load(skel)))
 		goto fail_errno;
+	/* Quiet until a thread serves a client (start_reading). */
+	skel->bss->quiet = true;
 	what = "attaching to the TCP tracepoints";
 	if ((err = disconnect__attach(skel)))
 		goto fail_errno;
@@ -347,15 +351,15 @@ void cs_ebpf_listener_met(int lfd)
 	if (!ref || atomic_load(&state) == CS_EBPF_OFF || !(port = tcp_port(lfd)))
 		return;
 	atomic_fetch_or(ref, CS_LISTENER_TCP | port);
-	if (atomic_load(&state) == CS_EBPF_IDLE)
-		load_once();	/* adds it */
-	else if (atomic_load(&state) == CS_EBPF_LIVE)
+	if (atomic_load(&state) == CS_EBPF_LIVE)
 		add_listener(lfd, ref, NULL);
 }
 
-void cs_ebpf_accepting(void)
+void cs_ebpf_first_watch(void)
 {
 	load_once();
+	if (atomic_load(&state) == CS_EBPF_LIVE)
+		start_reading();
 }
 
 /* A listener in the filter is TRUSTED once its accept queue is seen empty:
@@ -539,22 +543,57 @@ void cs_ebpf_drain(void)
 	}
 }
 
-/* The ring is read only once a thread has been bound to a client: until
- * then nobody could be cancelled, so an event loop (nginx, redis) gets no
- * watcher thread and no wake-up per connection. Events meanwhile pile up in
- * the ring, or overflow it; the connections they were about are asked for
- * their state here instead (recheck), once. */
+/* A listener whose queue holds clients that arrived while the program was
+ * quiet: TRUSTED again once the queue is seen empty (cs_ebpf_tick). */
+static void distrust_if_queued(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+
+	(void)arg;
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_TRUSTED))
+		return;
+	if (cs_raw6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&len, 0) == 0 &&
+	    ti.tcpi_state == TCP_LISTEN && ti.tcpi_unacked == 0)
+		return;
+	atomic_fetch_and(slot, ~CS_LISTENER_TRUSTED);
+	atomic_store(&need_poll, 1);
+}
+
+/* The program stays quiet (no event, no socket storage) and its ring unread
+ * until a thread is bound to a client: before that nobody could be
+ * cancelled, so an event loop (nginx, redis) pays a branch per TCP state
+ * change and gets no watcher thread. Then, in this order:
+ *  - the program starts reporting, and the epoch advances;
+ *  - a listener with clients queued loses TRUSTED until its queue is seen
+ *    empty: they may have left unseen (accept() re-reads TRUSTED after
+ *    storing the connection, and falls back to epoll);
+ *  - connections already accepted are asked for their state once; one whose
+ *    accept straddled the epoch asks itself (cs_ebpf_check_straddler). */
 static void start_reading(void)
 {
 	int checked = 0, err;
 
 	if (atomic_exchange(&ring_watched, 1))
 		return;
+	skel->bss->quiet = false;
+	atomic_fetch_add(&cs_ebpf_epoch, 1);
+	cs_fd_for_each(0, CS_FD_MAX - 1, distrust_if_queued, NULL);
 	if ((err = cs_watcher_watch_ring(skel->maps.events.map_fd))) {
 		cs_process_fail("cannot start the watcher thread for the eBPF ring", -err);
 		return;
 	}
 	cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
+}
+
+void cs_ebpf_check_straddler(int fd, uint64_t slot)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
+	int checked = 0;
+
+	if (ref && (uint32_t)atomic_load(ref) == (uint32_t)slot)	/* not closed and reused since */
+		recheck(fd, ref, &checked);
 }
 
 void cs_ebpf_machinery_started(void)

@@ -147,6 +147,10 @@ int cs_watcher_add(int fd, uint64_t slot)
 		if (err)
 			return err;
 	}
+	/* A fork child, or a process that never called listen(): its eBPF
+	 * instance loads now, for the connections it accepts from now on. */
+	if (cs_ebpf_state() == CS_EBPF_IDLE && !(slot & CS_CLIENT_INHERITED))
+		cs_ebpf_first_watch();
 	ev.events = EPOLLRDHUP | EPOLLET;
 	ev.data.u64 = ((uint64_t)gen << 32) | (uint32_t)fd;
 	r = cs_raw4(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, fd, &ev);

@@ -27,6 +27,7 @@
 static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int flags, int four)
 {
 	uint64_t ls = cs_fd_get(lfd);	/* before: see cs_process_accepted */
+	unsigned epoch = atomic_load_explicit(&cs_ebpf_epoch, memory_order_seq_cst);
 	struct sockaddr_storage peer;
 	socklen_t peer_len = sizeof peer;
 	int r;
@@ -35,7 +36,7 @@ static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int fla
 	if (!(ls & CS_LISTENER_TRUSTED) || (addr && !len)) {
 		r = four ? cs_real.accept4(lfd, addr, len, flags) : cs_real.accept(lfd, addr, len);
 		if (r >= 0)
-			KEEP_ERRNO(cs_process_accepted(lfd, r, ls, NULL, 0));
+			KEEP_ERRNO(cs_process_accepted(lfd, r, ls, epoch, NULL, 0));
 		return r;
 	}
 	r = four ? cs_real.accept4(lfd, (struct sockaddr *)&peer, &peer_len, flags)
@@ -46,7 +47,7 @@ static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int fla
 		memcpy(addr, &peer, *len < peer_len ? *len : peer_len);
 		*len = peer_len;
 	}
-	KEEP_ERRNO(cs_process_accepted(lfd, r, ls, (struct sockaddr *)&peer, peer_len));
+	KEEP_ERRNO(cs_process_accepted(lfd, r, ls, epoch, (struct sockaddr *)&peer, peer_len));
 	return r;
 }
 
