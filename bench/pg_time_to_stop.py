@@ -1,16 +1,18 @@
 #!/usr/bin/python3
 """How fast does a PostgreSQL backend stop after its client goes away?
 
-    bench/pg_time_to_stop.py [--shim PATH] [--runs N]
+    bench/pg_time_to_stop.py [--shim PATH] [--runs N] [--modes epoll,ebpf] [--pgbench-seconds S]
 
 Starts a throw-away PostgreSQL 15 cluster (Debian's /usr/lib/postgresql/15)
-twice — once plainly, once with LD_PRELOAD of libcancelshim.so — and, for each
-query below and each client_connection_check_interval (off, 1000 ms, 100 ms),
-runs the query on a raw-socket client, closes that client once the query is
-running, and measures the time until the backend process is gone (or a
-zombie). Prints a table of medians (ms) over --runs runs; "runs to end" means
-the backend stopped only when the query finished, i.e. it did the whole work
-for nobody.
+once plainly and once per shim mode (LD_PRELOAD of libcancelshim.so with
+CANCELSHIM_MODE), listening on 127.0.0.1, and, for each query below and each
+client_connection_check_interval (off, 1000 ms, 100 ms), runs the query on a
+raw-socket TCP client, closes that client once the query is running, and
+measures the time until the backend process is gone (or a zombie). Prints a
+table of medians (ms) over --runs runs; "runs to end" means the backend
+stopped only when the query finished, i.e. it did the whole work for nobody.
+Then pgbench TPS (select-only, 4 clients, S seconds) on each cluster, and on
+the plain one with each check interval (0 skips it).
 
 Run as root (the server runs as user postgres) or as any ordinary user.
 Default shim: build/shim/libcancelshim.so, else /tmp/build-*/shim/...
@@ -44,9 +46,8 @@ INTERVALS = ["0", "1000", "100"]
 class Pg:
     """A raw v3-protocol session: we own the socket, so we decide when it dies."""
 
-    def __init__(self, sockpath):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(sockpath)
+    def __init__(self, addr):
+        self.s = socket.create_connection(addr)
         params = b"user\0postgres\0database\0postgres\0\0"
         self.s.sendall(struct.pack("!ii", 8 + len(params), 3 << 16) + params)
         self.pid = None
@@ -111,7 +112,7 @@ def default_shim():
 
 
 class Cluster:
-    def __init__(self, shim):
+    def __init__(self, shim, mode=None):
         self.dir = tempfile.mkdtemp(prefix="cs-pgbench-")
         self.pre = []
         if os.geteuid() == 0:
@@ -129,14 +130,16 @@ class Cluster:
             os.chmod(lib, 0o755)
             env["LD_PRELOAD"] = lib
             env["CANCELSHIM_LOG"] = "info"
+            env["CANCELSHIM_MODE"] = mode
         self.log = open(os.path.join(self.dir, "server.log"), "w+")
         port = 5400 + os.getpid() % 500
         self.proc = subprocess.Popen(
             self.pre + [f"{PGBIN}/postgres", "-D", data, "-p", str(port),
-                        "-c", "listen_addresses=", "-c", f"unix_socket_directories={self.dir}",
+                        "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
                         "-c", "fsync=off", "-c", "logging_collector=off"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.sock = os.path.join(self.dir, f".s.PGSQL.{port}")
+        self.port = port
+        self.sock = ("127.0.0.1", port)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -186,18 +189,38 @@ def one_run(cl, sql, interval, cap_s):
     return (time.monotonic() - t0) * 1000
 
 
+def pgbench_tps(cl, seconds, interval="0"):
+    env = dict(os.environ, PGOPTIONS=f"-c client_connection_check_interval={interval}")
+    base = [f"{PGBIN}/pgbench", "-h", "127.0.0.1", "-p", str(cl.port), "-U", "postgres"]
+    subprocess.run(base + ["-i", "-s", "1", "-q", "postgres"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    out = subprocess.run(base + ["-S", "-c", "4", "-j", "2", "-T", str(seconds), "postgres"],
+                         check=True, capture_output=True, text=True, env=env).stdout
+    for line in out.splitlines():
+        if line.startswith("tps = "):
+            return float(line.split()[2])
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--shim", default=None)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--modes", default="epoll,ebpf")
+    ap.add_argument("--pgbench-seconds", type=int, default=5)
     args = ap.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
     shim = args.shim or default_shim()
     print(f"PostgreSQL: {subprocess.run([PGBIN + '/postgres', '--version'], capture_output=True, text=True).stdout.strip()}")
     print(f"shim: {shim}; median of {args.runs} runs; ms from client close to backend exit\n")
-    results = {}
-    for with_shim in (False, True):
-        cl = Cluster(shim if with_shim else None)
+    results, tps = {}, []
+    for with_shim in [False] + modes:
+        cl = Cluster(shim if with_shim else None, with_shim or None)
         try:
+            if args.pgbench_seconds:
+                for iv in (INTERVALS if not with_shim else ["0"]):
+                    tps.append((f"shim, mode {with_shim}" if with_shim else "stock",
+                                "off" if iv == "0" else f"{iv} ms", pgbench_tps(cl, args.pgbench_seconds, iv)))
             for name, sql in QUERIES:
                 alone = query_alone(cl, sql) if "pg_sleep" not in sql else 20000.0
                 results[(name, "query alone")] = alone
@@ -213,6 +236,10 @@ def main():
                or ("exited with exit code" in l and "logical replication launcher" not in l)]
         if with_shim and "info: active:" not in log:
             print("WARNING: the shim's start line is missing from the server log")
+        if with_shim:
+            active = [l for l in log.splitlines() if "info: active:" in l or "eBPF watcher" in l or "ebpf unavailable" in l]
+            print(f"mode {with_shim}: " + (active[0].split("info: ", 1)[-1] if active else "?")
+                  + ("; the postmaster loaded the eBPF program" if any("eBPF watcher attached" in l for l in active) else ""))
         if bad:
             print("SERVER LOG PROBLEMS:\n" + "\n".join(bad))
 
@@ -223,15 +250,23 @@ def main():
             return "> 30 s"
         return f"{v:.0f}" + (" (runs to end)" if v > 2000 else "")
 
-    hdr = ["query (alone: ms)", "check interval", "without shim", "with shim"]
+    hdr = ["query (alone: ms)", "check interval", "without shim"] + [f"shim ({m})" for m in modes]
     rows = []
     for name, _ in QUERIES:
         alone = results[(name, "query alone")]
         for iv in INTERVALS:
             rows.append([f"{name} ({alone:.0f})", "off" if iv == "0" else f"{iv} ms",
-                         cell(results[(name, False, iv)], alone),
-                         cell(results[(name, True, iv)], alone)])
-    widths = [max(len(r[i]) for r in rows + [hdr]) for i in range(4)]
+                         cell(results[(name, False, iv)], alone)]
+                        + [cell(results[(name, m, iv)], alone) for m in modes])
+    print()
+    table(hdr, rows)
+    if tps:
+        print(f"\npgbench -S, 4 clients, {args.pgbench_seconds} s, TCP 127.0.0.1:")
+        table(["server", "check interval", "TPS"], [[a, b, f"{t:.0f}" if t else "?"] for a, b, t in tps])
+
+
+def table(hdr, rows):
+    widths = [max(len(r[i]) for r in rows + [hdr]) for i in range(len(hdr))]
     for r in [hdr, ["-" * w for w in widths]] + rows:
         print(" | ".join(x.ljust(w) for x, w in zip(r, widths)))
 
