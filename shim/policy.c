@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cancel_signal.h"
+#include "ebpf_watcher.h"
 #include "log.h"
 #include "process.h"
 #include "raw_syscall.h"
@@ -183,6 +184,27 @@ static void count_failure(unsigned cls, const char *what, int fd)
 	cs_debug("ECANCELED %s fd=%d", what, fd);
 }
 
+/* Mode ebpf: the watcher marks a connection PENDING rather than spend a
+ * system call on it when none of its threads is inside a call a cancel could
+ * fail (watcher_ebpf.c). A thread about to enter one looks, after setting
+ * INCALL, so that this look or the watcher's scan of INCALL threads sees the
+ * other; it confirms the disconnect itself (one getsockopt, once) and its
+ * call then fails at once. */
+static void enter_call(struct cs_thread *t)
+{
+	uint64_t s;
+
+	atomic_fetch_or(&t->state, CS_ST_INCALL);
+	s = cs_fd_get(t->bound_fd);
+	if (__builtin_expect((s & (CS_CLIENT_PENDING | CS_CLIENT_DEAD)) == CS_CLIENT_PENDING, 0) &&
+	    CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == (uint32_t)atomic_load(&t->state)) {
+		/* Out of the call while confirming: no signal to ourselves. */
+		atomic_fetch_and(&t->state, ~CS_ST_INCALL);
+		cs_ebpf_confirm_pending(t->bound_fd, s);
+		atomic_fetch_or(&t->state, CS_ST_INCALL);
+	}
+}
+
 /* Issues system call nr for a bound thread so that a cancel interrupts it:
  * the raw result (-errno), -ECANCELED, or CS_PASS for a cancelled thread's
  * call that turned out to be non-blocking (never failed: libc issues it). */
@@ -195,7 +217,7 @@ static long io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long
 
 again:
 	strays = cs_tls.strays;
-	atomic_fetch_or(&t->state, CS_ST_INCALL);
+	enter_call(t);
 	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
 	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
 	if (r == -EINTR && !(st & CS_ST_CANCEL) && cs_tls.strays != strays)
@@ -327,7 +349,7 @@ long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long 
 	uint64_t st;
 	long r;
 
-	atomic_fetch_or(&t->state, CS_ST_INCALL);
+	enter_call(t);
 	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
 	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
 	if (r == -EINTR && !(st & CS_ST_CANCEL) && cs_tls.strays != strays)

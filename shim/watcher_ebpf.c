@@ -26,6 +26,7 @@
 #include "process.h"
 #include "raw_syscall.h"
 #include "stats.h"
+#include "threads.h"
 #include "watcher.h"
 
 static _Atomic int state = CS_EBPF_OFF;
@@ -437,6 +438,20 @@ static int same_socket(int fd, uint64_t cookie)
 	return cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_COOKIE, (long)&c, (long)&len, 0) == 0 && c == cookie;
 }
 
+/* Is a thread bound to connection gen inside a call a cancel could fail? */
+static int bound_thread_in_call(uint32_t gen)
+{
+	size_t n = cs_threads_limit();
+
+	for (size_t i = 0; i < n; i++) {
+		struct cs_thread *t = cs_thread_at(i);
+		uint64_t st = t ? atomic_load(&t->state) : 0;
+		if ((uint32_t)st == gen && (st & CS_ST_INCALL))
+			return 1;
+	}
+	return 0;
+}
+
 static void handle(const struct disconnect_event *e)
 {
 	int rst = e->kind != DISCONNECT_FIN, fds[4], n;
@@ -459,33 +474,43 @@ static void handle(const struct disconnect_event *e)
 	for (int i = 0; i < n; i++) {
 		_Atomic uint64_t *ref = cs_fd_ref_existing(fds[i]);
 		uint64_t s = ref ? atomic_load(ref) : 0;
-		for (;;) {
+		uint64_t pending = CS_CLIENT_PENDING | (rst ? CS_CLIENT_PENDING_RST : 0);
+
+		if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (s & CS_CLIENT_DEAD))
+			continue;
+		/* No system call yet: the connection is marked PENDING, with
+		 * the event's cookie beside it, and whichever thread next
+		 * enters a call a cancel could fail for it confirms it
+		 * (enter_call in policy.c, cs_ebpf_confirm_pending). Most
+		 * requests never make such a call after their client left. */
+		cs_conn_key_stash(fds[i], e->cookie);
+		while (!atomic_compare_exchange_weak(ref, &s, s | pending))
 			if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (s & CS_CLIENT_DEAD))
 				break;
-			/* A thread waits (or waited) in a call a cancel would
-			 * fail: confirm by the cookie now and cancel. */
-			if (s & CS_CLIENT_REGISTERED) {
-				if (same_socket(fds[i], e->cookie)) {
-					cs_disconnect_seen((uint32_t)s, fds[i], rst, e->ts_ns);
-					return;
-				}
-				break;
-			}
-			/* Nobody needs it yet (most requests never make such a
-			 * call): no system call now; the first call that would
-			 * be cancelled confirms it (cs_ebpf_confirm_pending).
-			 * The CAS orders this against the registration's. */
-			cs_conn_key_stash(fds[i], e->cookie);
-			if (atomic_compare_exchange_weak(ref, &s, s | CS_CLIENT_PENDING | (rst ? CS_CLIENT_PENDING_RST : 0)))
-				break;
+		if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (s & CS_CLIENT_DEAD))
+			continue;
+		/* A thread already inside such a call is woken now (after the
+		 * mark, so that it or we see the other). */
+		if (bound_thread_in_call((uint32_t)s) && same_socket(fds[i], e->cookie)) {
+			cs_disconnect_seen((uint32_t)s, fds[i], rst, e->ts_ns);
+			return;
 		}
 	}
 }
 
 int cs_ebpf_confirm_pending(int fd, uint64_t slot)
 {
-	if (!(slot & CS_CLIENT_PENDING) || !same_socket(fd, cs_conn_key_stashed(fd)))
+	_Atomic uint64_t *ref;
+
+	if (!(slot & CS_CLIENT_PENDING))
 		return 0;
+	if (!same_socket(fd, cs_conn_key_stashed(fd))) {
+		/* Another socket's event with the same key: forget it, so the
+		 * next call does not ask again. */
+		if ((ref = cs_fd_ref_existing(fd)))
+			atomic_compare_exchange_strong(ref, &slot, slot & ~(CS_CLIENT_PENDING | CS_CLIENT_PENDING_RST));
+		return 0;
+	}
 	cs_disconnect((uint32_t)slot, fd, (slot & CS_CLIENT_PENDING_RST) != 0);
 	return 1;
 }
