@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stats_layout.h"	/* shim/: the statistics segment's layout */
+
 extern char **environ;
 
 static long long now_ns(void)
@@ -113,6 +115,40 @@ static int cmp_ll(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The shim's own latency histogram from the server's statistics segment:
+ * from the moment the disconnect was known (in mode ebpf the kernel's
+ * timestamp of the TCP event; in mode epoll the watcher's wake-up) to the
+ * cancelled call's return. Log2 buckets, so percentiles are bucket bounds:
+ * "p99_le_us=256" means 99% took under 256 µs. */
+static void shim_histogram(pid_t pid, char *out, size_t len)
+{
+	char path[64];
+	uint64_t c[CS_LATENCY_BUCKETS], total = 0, seen = 0;
+	double want[] = { 0.5, 0.99 };
+	const char *name[] = { "shim_p50_le_us", "shim_p99_le_us" };
+	int fd, w = 0;
+	size_t used = 0;
+
+	out[0] = 0;
+	snprintf(path, sizeof path, "/dev/shm/cancelshim.%d", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	if (pread(fd, c, sizeof c, CS_SEG_HEADER_SIZE + CS_STAT_LATENCY * sizeof(uint64_t)) != (ssize_t)sizeof c) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	for (int b = 0; b < CS_LATENCY_BUCKETS; b++)
+		total += c[b];
+	for (int b = 0; b < CS_LATENCY_BUCKETS && w < 2 && total; b++) {
+		seen += c[b];
+		while (w < 2 && seen >= want[w] * total) {
+			used += (size_t)snprintf(out + used, len - used, " %s=%llu", name[w], 1ull << b);
+			w++;
+		}
+	}
+}
+
 static int run(const char *shim, long n, int rst, const char *out_path)
 {
 	int pipefd[2], port;
@@ -186,6 +222,8 @@ static int run(const char *shim, long n, int rst, const char *out_path)
 			wrong++;
 		lat[got++] = t1 - t0;
 	}
+	char hist[128];
+	shim_histogram(pid, hist, sizeof hist);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 
@@ -197,8 +235,8 @@ static int run(const char *shim, long n, int rst, const char *out_path)
 	fclose(f);
 	qsort(lat, (size_t)got, sizeof *lat, cmp_ll);
 #define PCT(p) (got ? lat[(long)((p) * (got - 1))] / 1000.0 : -1)
-	printf("n=%ld missed=%ld not_ecanceled=%ld p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f\n",
-	       got, missed, wrong, PCT(0.5), PCT(0.9), PCT(0.99), got ? lat[got - 1] / 1000.0 : -1);
+	printf("n=%ld missed=%ld not_ecanceled=%ld p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f%s\n",
+	       got, missed, wrong, PCT(0.5), PCT(0.9), PCT(0.99), got ? lat[got - 1] / 1000.0 : -1, hist);
 	return 0;
 }
 
