@@ -141,11 +141,21 @@ def main():
     # 6. PostgreSQL
     pg = open(f"{work}/pg.txt").read()
     res["postgresql"] = pg
-    m = re.search(r"^pg_sleep\(20\).*?\|\s*off\s*\|\s*([^|]+?)\s*\|\s*(.+?)\s*$", pg, re.M)
-    if m:
-        row("6. PostgreSQL: client death to backend exit, pg_sleep(20), check interval off", "report",
-            f"{m.group(2)} ms with the shim (epoll); {m.group(1)} without", "—")
-        row("6. PostgreSQL: pgbench TPS", "report", "see docs/servers.md", "—")
+    # The script's tables: "query | interval | without | shim (m1) | ..." and
+    # "server | check interval | TPS".
+    lines = [[c.strip() for c in l.split("|")] for l in pg.splitlines() if l.count("|") >= 2]
+    head = next((l for l in lines if l[0].startswith("query")), None)
+    stops = [l for l in lines if head and len(l) == len(head) and not l[0].startswith(("query", "-"))]
+    tps = [l for l in lines if len(l) == 3 and l[0] not in ("server",) and not l[0].startswith("-")]
+    if head and stops:
+        for l in stops:
+            if l[0].startswith("pg_sleep") or l[1] == "off":
+                row(f"6. PostgreSQL: client death to backend exit, {l[0].split(' (')[0]}, check interval {l[1]}",
+                    "report", "; ".join(f"{h}: " + (v.replace(" (", " ms (", 1) if " (" in v else v + " ms")
+                              for h, v in zip(head[2:], l[2:])), "—")
+        if tps:
+            row("6. PostgreSQL: pgbench -S TPS (4 clients)", "report",
+                "; ".join(f"{a}, check interval {b}: {t}" for a, b, t in tps), "—")
     else:
         row("6. PostgreSQL", "report", pg.strip().splitlines()[-1] if pg.strip() else "see docs/servers.md", "—")
     not_yet("6. PostgreSQL", "report")
