@@ -66,16 +66,9 @@ int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]) { (void)fds; return 0; }
 
 #else
 
+#include "bpf_prereq.h"
 #include "disconnect.h"
 #include "disconnect.lskel.h"
-
-#ifndef CAP_PERFMON
-#define CAP_PERFMON 38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
-#define KERNEL_BTF "/sys/kernel/btf/vmlinux"
 
 static enum cs_log_level fail_level;	/* warn when asked for by name, else info */
 static struct disconnect *skel;
@@ -100,11 +93,6 @@ static struct {
 
 /* ---- before loading ----------------------------------------------------- */
 
-static int has_cap(const struct __user_cap_data_struct d[2], int cap)
-{
-	return (d[cap / 32].effective >> (cap % 32)) & 1;
-}
-
 static const char *missing_prerequisite(void)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -112,11 +100,10 @@ static const char *missing_prerequisite(void)
 
 	if (cs_raw2(SYS_capget, &h, d) < 0)
 		return "cannot read the process's capabilities";
-	/* Linux 5.8 split CAP_BPF and CAP_PERFMON out of CAP_SYS_ADMIN. */
-	if (!has_cap(d, CAP_SYS_ADMIN) && !(has_cap(d, CAP_BPF) && has_cap(d, CAP_PERFMON)))
+	if (!bpf_prereq_privileged(d))
 		return "needs root or CAP_BPF+CAP_PERFMON";
-	if (cs_raw2(SYS_access, KERNEL_BTF, R_OK) < 0)
-		return "the kernel has no BTF (" KERNEL_BTF ")";
+	if (cs_raw2(SYS_access, BPF_PREREQ_KERNEL_BTF, R_OK) < 0)
+		return "the kernel has no BTF (" BPF_PREREQ_KERNEL_BTF ")";
 	return NULL;
 }
 
@@ -363,20 +350,36 @@ void cs_ebpf_first_watch(void)
 		start_reading();
 }
 
+/* The TCP state of fd (TCP_ESTABLISHED...), or -1; for a listening socket
+ * *queued is its accept queue's length (TCP_INFO's tcpi_unacked). */
+static int tcp_state(int fd, unsigned *queued)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+
+	if (cs_raw6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&len, 0) < 0)
+		return -1;
+	if (queued)
+		*queued = ti.tcpi_unacked;
+	return ti.tcpi_state;
+}
+
+static int queue_empty(int fd)
+{
+	unsigned queued = 1;
+	return tcp_state(fd, &queued) == TCP_LISTEN && queued == 0;
+}
+
 /* A listener in the filter is TRUSTED once its accept queue is seen empty:
- * every connection accepted afterwards arrived after its port went in. For
- * a listening socket, TCP_INFO's tcpi_unacked is the accept queue's length. */
+ * every connection accepted afterwards arrived after its port went in. */
 static void try_trust(int fd, _Atomic uint64_t *slot, void *arg)
 {
 	uint64_t s = atomic_load(slot);
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
 	int *left = arg;
 
 	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_IN_MAP) || (s & CS_LISTENER_TRUSTED))
 		return;
-	if (cs_raw6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&len, 0) == 0 &&
-	    ti.tcpi_state == TCP_LISTEN && ti.tcpi_unacked == 0)
+	if (queue_empty(fd))
 		atomic_compare_exchange_strong(slot, &s, s | CS_LISTENER_TRUSTED);
 	else
 		(*left)++;
@@ -532,18 +535,15 @@ void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key)
 static void recheck(int fd, _Atomic uint64_t *slot, void *arg)
 {
 	uint64_t s = atomic_load(slot);
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	int *checked = arg;
+	int *checked = arg, st;
 
 	if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || !(s & CS_CLIENT_EBPF) || (s & CS_CLIENT_DEAD))
 		return;
 	(*checked)++;
-	if (cs_raw6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&len, 0) < 0)
-		return;
-	if (ti.tcpi_state == TCP_CLOSE_WAIT && cs_proc.cfg.on != CS_ON_RST)
+	st = tcp_state(fd, NULL);
+	if (st == TCP_CLOSE_WAIT && cs_proc.cfg.on != CS_ON_RST)
 		cs_disconnect((uint32_t)s, fd, 0);
-	else if (ti.tcpi_state == TCP_CLOSE)
+	else if (st == TCP_CLOSE)
 		cs_disconnect((uint32_t)s, fd, 1);
 }
 
@@ -573,14 +573,9 @@ void cs_ebpf_drain(void)
 static void distrust_if_queued(int fd, _Atomic uint64_t *slot, void *arg)
 {
 	uint64_t s = atomic_load(slot);
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
 
 	(void)arg;
-	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_TRUSTED))
-		return;
-	if (cs_raw6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&len, 0) == 0 &&
-	    ti.tcpi_state == TCP_LISTEN && ti.tcpi_unacked == 0)
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_TRUSTED) || queue_empty(fd))
 		return;
 	atomic_fetch_and(slot, ~CS_LISTENER_TRUSTED);
 	atomic_store(&need_poll, 1);

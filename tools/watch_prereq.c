@@ -1,25 +1,13 @@
 /* Privilege and BTF checks for `cancelctl watch` (see watch_prereq.h). */
-#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bpf_prereq.h"
 #include "watch_prereq.h"
 
-#define KERNEL_BTF "/sys/kernel/btf/vmlinux"
-
-#ifndef CAP_PERFMON
-#define CAP_PERFMON 38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
+#define KERNEL_BTF BPF_PREREQ_KERNEL_BTF
 
 /* The effective capability sets, straight from the kernel (no libcap). */
-static int has_cap(const struct __user_cap_data_struct d[2], int cap)
-{
-	return (d[cap / 32].effective >> (cap % 32)) & 1;
-}
-
 static int privileged(void)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -27,9 +15,7 @@ static int privileged(void)
 
 	if (syscall(SYS_capget, &h, d) != 0)
 		return geteuid() == 0;
-	/* Before Linux 5.8 CAP_SYS_ADMIN was the only way in; since then
-	 * tracing programs need CAP_BPF and CAP_PERFMON. */
-	return has_cap(d, CAP_SYS_ADMIN) || (has_cap(d, CAP_BPF) && has_cap(d, CAP_PERFMON));
+	return bpf_prereq_privileged(d);
 }
 
 enum watch_prereq watch_prereq_check(void)
