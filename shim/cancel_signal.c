@@ -83,18 +83,36 @@ static void on_signal(int signo, siginfo_t *si, void *ucv)
 	errno = saved;
 }
 
-int cs_signal_install(void)
+static void our_action(struct sigaction *sa)
 {
-	struct sigaction sa, old;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = on_signal;
+	memset(sa, 0, sizeof *sa);
+	sa->sa_sigaction = on_signal;
 	/* SA_RESTART: a call the signal catches outside the cancellable range
 	 * is restarted, so the application never sees a stray EINTR from us.
 	 * Inside the range the handler redirects the call whatever the kernel
 	 * decided about restarting it. */
-	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-	sigemptyset(&sa.sa_mask);
+	sa->sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+	sigemptyset(&sa->sa_mask);
+}
+
+void cs_signal_after_fork_child(void)
+{
+	struct sigaction sa;
+
+	/* fork copies the signal actions before the memory: another thread's
+	 * install can land in between, and the child then believes in a
+	 * handler it does not have (its first cancel would kill it). */
+	if (atomic_load(&installed)) {
+		our_action(&sa);
+		cs_real.sigaction(cs_proc.cfg.signo, &sa, NULL);
+	}
+}
+
+int cs_signal_install(void)
+{
+	struct sigaction sa, old;
+
+	our_action(&sa);
 	if (cs_real.sigaction(cs_proc.cfg.signo, &sa, &old) < 0)
 		return -errno;
 	if (old.sa_sigaction != on_signal)

@@ -18,6 +18,10 @@ int cs_signal_install(void);
 /* Sends the cancel signal to thread tid of this process. 0 or -errno. */
 int cs_signal_send(int tid);
 
+/* In a fork child (atfork handler): makes sure the kernel's action for the
+ * signal is the shim's handler if the shim believes it installed it. */
+void cs_signal_after_fork_child(void);
+
 /* 1 when signo is the shim's signal and the shim is active. */
 int cs_signal_is_ours(int signo);
 

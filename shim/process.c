@@ -110,6 +110,11 @@ static void forget_parent_watchers(int fd, _Atomic uint64_t *slot, void *arg)
 static void atfork_child(void)
 {
 	cs_proc.pid = (int)cs_raw0(SYS_getpid);
+	/* A thread of the parent was starting the machinery at the fork: it
+	 * does not exist here, so the child starts it again itself. */
+	if (atomic_load(&cs_proc.machinery) == CS_MACH_STARTING)
+		atomic_store(&cs_proc.machinery, CS_MACH_IDLE);
+	cs_signal_after_fork_child();
 	cs_watcher_after_fork_child();
 	cs_ebpf_after_fork_child();
 	cs_stats_after_fork_child();	/* stop writing the parent's segment */

@@ -93,6 +93,32 @@ static struct {
 
 /* ---- before loading ----------------------------------------------------- */
 
+/* Is a seccomp filter installed (the "Seccomp:" line of /proc/self/status
+ * is 2)? A filter that does not list bpf() may kill the process for calling
+ * it (systemd's SystemCallFilter= does by default): never risk the host for
+ * a faster watcher. */
+static int seccomp_filtered(void)
+{
+	char buf[4096];
+	long fd = cs_raw4(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC, 0), n;
+	const char *p;
+
+	if (fd < 0)
+		return 1;	/* cannot tell: do not risk it */
+	n = cs_raw3(SYS_read, fd, buf, sizeof buf - 1);
+	cs_raw1(SYS_close, fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = 0;
+	p = strstr(buf, "\nSeccomp:");
+	if (!p)
+		return 0;	/* a kernel without seccomp */
+	p += strlen("\nSeccomp:");
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p != '0';
+}
+
 static const char *missing_prerequisite(void)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -104,6 +130,8 @@ static const char *missing_prerequisite(void)
 		return "needs root or CAP_BPF+CAP_PERFMON";
 	if (cs_raw2(SYS_access, BPF_PREREQ_KERNEL_BTF, R_OK) < 0)
 		return "the kernel has no BTF (" BPF_PREREQ_KERNEL_BTF ")";
+	if (seccomp_filtered())
+		return "a seccomp filter is active, and bpf() could kill the process";
 	return NULL;
 }
 
@@ -221,6 +249,13 @@ static int load(void)
 	long r;
 	int err;
 
+	/* A filter installed after the shim's load (the server sandboxing
+	 * itself before it listens). */
+	what = "checking for a seccomp filter";
+	if (seccomp_filtered()) {
+		err = -EPERM;
+		goto fail;
+	}
 	what = "reading /proc/self/ns/net";
 	if ((r = cs_raw4(SYS_newfstatat, AT_FDCWD, "/proc/self/ns/net", &st, 0)) < 0) {
 		err = (int)r;

@@ -76,6 +76,8 @@ static int child_cancel(void)
 		return 4;
 	close(c);
 	pthread_join(t, NULL);
+	if (s.err != ECANCELED)
+		fprintf(stderr, "child %d: recv returned %d errno %d\n", (int)getpid(), s.ret, s.err);
 	return s.err == ECANCELED ? 0 : 1;
 }
 
@@ -114,8 +116,10 @@ static int threaded_forks(int n)
 			hung++;
 		else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			ok++;
-		else
+		else {
 			failed++;
+			fprintf(stderr, "child %d: status %#x\n", (int)pid, status);
+		}
 	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < 2; i++)

@@ -70,6 +70,31 @@ Test(ebpf, gone_before_accept_or_before_the_worker_calls)
 		}
 }
 
+Test(ebpf, never_under_a_seccomp_filter)
+{
+	/* A filter that does not allow bpf() may kill the process for
+	 * calling it: the shim stays with epoll, says why, and still cancels. */
+	need_ebpf();
+	const char *argv[] = { getenv("CS_SECCOMP_EXEC"), getenv("CS_PROBE"), "cancel", "v4", "fin", "recv", NULL };
+	const char *env[] = { "CANCELSHIM_MODE=ebpf", "CANCELSHIM_LOG=debug", NULL };
+	cr_assert(argv[0], "CS_SECCOMP_EXEC is not set: run through meson test");
+	struct tl_proc *p = tl_spawn(argv, env, TL_SHIM);
+	cr_assert(p);
+	int st = tl_proc_wait(p, 60000);
+	char *out = tl_proc_stdout(p), *err = tl_proc_stderr(p);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x\n%s\n%s", st, out, err);
+	cr_expect(strstr(err, "ebpf unavailable (a seccomp filter is active"), "%s", err);
+	cr_expect(!strstr(err, "eBPF watcher attached") && strstr(err, "via epoll"), "%s", err);
+	char *line = tl_find_line(out, "result");
+	long long e = 0;
+	cr_assert(line && tl_field(line, "first_errno", &e) == 0, "%s", out);
+	cr_expect_eq(e, ECANCELED);
+	free(line);
+	free(out);
+	free(err);
+	tl_proc_free(p);
+}
+
 /* cs-probe and the shim copied where the user nobody can read them. */
 static char *public_copy(const char *dir, const char *src, const char *name)
 {
