@@ -98,6 +98,8 @@ enum cs_fdclass {
 #define CS_OTHER_CLASS(s) ((enum cs_fdclass)(((s) >> 35) & 7))
 #define CS_OTHER_MAKE(cls) (CS_SLOT_MAKE(CS_KIND_OTHER, 0) | ((uint64_t)(cls) << 35))
 #define CS_OTHER_OURS (1ull << 38)
+/* One of the shim's own descriptors (the eBPF watcher's)? */
+#define CS_SLOT_IS_OURS(s) (CS_SLOT_KIND(s) == CS_KIND_OTHER && ((s) & CS_OTHER_OURS))
 
 extern _Atomic(_Atomic uint64_t *) cs_fd_pages[CS_FD_PAGES];
 

@@ -192,12 +192,10 @@ static void count_failure(unsigned cls, const char *what, int fd)
  * call then fails at once. */
 static void enter_call(struct cs_thread *t)
 {
-	uint64_t s;
+	uint64_t st = atomic_fetch_or(&t->state, CS_ST_INCALL), s = cs_fd_get(t->bound_fd);
 
-	atomic_fetch_or(&t->state, CS_ST_INCALL);
-	s = cs_fd_get(t->bound_fd);
 	if (__builtin_expect((s & (CS_CLIENT_PENDING | CS_CLIENT_DEAD)) == CS_CLIENT_PENDING, 0) &&
-	    CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == (uint32_t)atomic_load(&t->state)) {
+	    CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == (uint32_t)st) {
 		/* Out of the call while confirming: no signal to ourselves. */
 		atomic_fetch_and(&t->state, ~CS_ST_INCALL);
 		cs_ebpf_confirm_pending(t->bound_fd, s);
@@ -383,7 +381,7 @@ static void close_one(int fd, _Atomic uint64_t *slot, void *arg)
 {
 	uint64_t old;
 	(void)fd, (void)arg;
-	if ((atomic_load(slot) & CS_OTHER_OURS) && CS_SLOT_KIND(atomic_load(slot)) == CS_KIND_OTHER)
+	if (CS_SLOT_IS_OURS(atomic_load(slot)))
 		return;	/* spared by the close_range wrapper */
 	old = atomic_exchange(slot, 0);
 	if (CS_SLOT_KIND(old) == CS_KIND_CLIENT)

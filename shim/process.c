@@ -101,7 +101,7 @@ static void forget_parent_watchers(int fd, _Atomic uint64_t *slot, void *arg)
 				   CS_CLIENT_INHERITED);
 	else if (CS_SLOT_KIND(s) == CS_KIND_LISTENER)
 		atomic_fetch_and(slot, ~(CS_LISTENER_IN_MAP | CS_LISTENER_TRUSTED));
-	else if (CS_SLOT_KIND(s) == CS_KIND_OTHER && (s & CS_OTHER_OURS))
+	else if (CS_SLOT_IS_OURS(s))
 		atomic_store(slot, 0);
 }
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bpf_ring.h"
 #include "conn_key.h"
 #include "fdtable.h"
 #include "log.h"
@@ -81,15 +82,7 @@ static _Atomic int ring_watched;	/* the watcher thread reads the ring */
 
 static void start_reading(void);
 
-/* The ring buffer's layout is the kernel's (kernel/bpf/ringbuf.c): a
- * consumer position page, a producer position page, then the data area
- * mapped twice in a row so a record never wraps. */
-static struct {
-	_Atomic unsigned long *consumer;
-	_Atomic unsigned long *producer;
-	const char *data;
-	size_t size;
-} ring;
+static struct cs_bpf_ring ring;
 
 /* ---- before loading ----------------------------------------------------- */
 
@@ -192,34 +185,6 @@ static void keep_only_what_runs(void)
 		mark_own(keep[i]);
 }
 
-static int map_ring(int fd)
-{
-	long page = 4096, cons, prod;
-
-	ring.size = DISCONNECT_RINGBUF_BYTES;
-	cons = cs_raw6(SYS_mmap, 0, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (cons < 0 && cons > -4096)
-		return (int)cons;
-	prod = cs_raw6(SYS_mmap, 0, page + 2 * ring.size, PROT_READ, MAP_SHARED, fd, page);
-	if (prod < 0 && prod > -4096) {
-		cs_raw2(SYS_munmap, cons, page);
-		return (int)prod;
-	}
-	ring.consumer = (_Atomic unsigned long *)cons;
-	ring.producer = (_Atomic unsigned long *)prod;
-	ring.data = (const char *)prod + page;
-	return 0;
-}
-
-static void unmap_ring(void)
-{
-	if (ring.consumer)
-		cs_raw2(SYS_munmap, ring.consumer, 4096);
-	if (ring.producer)
-		cs_raw2(SYS_munmap, ring.producer, 4096 + 2 * ring.size);
-	memset(&ring, 0, sizeof ring);
-}
-
 static int add_port(uint16_t port)
 {
 	__u16 key = port;
@@ -280,7 +245,7 @@ static int load(void)
 	if ((err = disconnect__attach(skel)))
 		goto fail_errno;
 	what = "mapping the ring buffer";
-	if ((err = map_ring(skel->maps.events.map_fd)))
+	if ((err = cs_bpf_ring_map(&ring, skel->maps.events.map_fd, DISCONNECT_RINGBUF_BYTES)))
 		goto fail;
 	dropped_seen = skel->bss->dropped;
 	keep_only_what_runs();
@@ -289,7 +254,7 @@ fail_errno:
 	err = errno ? -errno : -EINVAL;
 fail:
 	cs_log(fail_level, "ebpf unavailable (%s: %s); using epoll", what, strerror(-err));
-	unmap_ring();
+	cs_bpf_ring_unmap(&ring);
 	for (int i = 0; i < n_own; i++) {
 		cs_fd_exchange(own_fds[i], 0, 0);
 		close_raw(own_fds[i]);
@@ -444,28 +409,6 @@ void cs_ebpf_tick(void)
 
 /* ---- events ------------------------------------------------------------- */
 
-static int take(struct disconnect_event *e)
-{
-	unsigned long cons = atomic_load_explicit(ring.consumer, memory_order_relaxed);
-
-	while (cons < atomic_load_explicit(ring.producer, memory_order_acquire)) {
-		const _Atomic uint32_t *hdr = (const _Atomic uint32_t *)(ring.data + (cons & (ring.size - 1)));
-		uint32_t len = atomic_load_explicit(hdr, memory_order_acquire);
-		uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
-		int keep = !(len & BPF_RINGBUF_DISCARD_BIT) && body >= sizeof *e;
-
-		if (len & BPF_RINGBUF_BUSY_BIT)
-			return 0;
-		if (keep)
-			memcpy(e, (const char *)hdr + BPF_RINGBUF_HDR_SZ, sizeof *e);
-		cons += (body + BPF_RINGBUF_HDR_SZ + 7) & ~7ul;
-		atomic_store_explicit(ring.consumer, cons, memory_order_release);
-		if (keep)
-			return 1;
-	}
-	return 0;
-}
-
 /* fd has the event's key: is it the event's socket? The cookie says so even
  * if two connections share the key, or fd was closed and reused since. */
 static int same_socket(int fd, uint64_t cookie)
@@ -590,7 +533,7 @@ void cs_ebpf_drain(void)
 
 	if (!ring.consumer)
 		return;
-	while (take(&e))
+	while (cs_bpf_ring_take(&ring, &e, sizeof e))
 		handle(&e);
 	if (!skel)
 		return;
@@ -671,7 +614,7 @@ void cs_ebpf_after_fork_child(void)
 	for (int i = 0; i < n_own; i++)
 		close_raw(own_fds[i]);
 	n_own = 0;
-	unmap_ring();
+	cs_bpf_ring_unmap(&ring);
 	skel = NULL;
 	atomic_store(&need_poll, 0);
 	atomic_store(&ring_watched, 0);

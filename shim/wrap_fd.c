@@ -70,7 +70,7 @@ CS_EXPORT int close(int fd)
 		/* The eBPF watcher's own descriptor, closed by a program that
 		 * closes every descriptor it does not know: kept, or the
 		 * watcher would go blind. The program cannot tell. */
-		if (CS_SLOT_KIND(s) == CS_KIND_OTHER && (s & CS_OTHER_OURS))
+		if (CS_SLOT_IS_OURS(s))
 			return 0;
 		cs_fd_closing(fd, s);
 	}

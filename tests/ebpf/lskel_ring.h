@@ -1,7 +1,7 @@
-/* A minimal reader of a BPF ring buffer map, with no libbpf: what a process
- * that loads the light skeleton (disconnect.lskel.h) needs to receive
- * struct disconnect_event records. Used by test_lskel.c to prove that path
- * works before the shim relies on it. */
+/* Waiting for struct disconnect_event records in a BPF ring buffer map,
+ * with no libbpf: the shim's own reader (shim/bpf_ring.c), plus a poll with
+ * a deadline for the tests. Used by test_lskel.c, which loads the light
+ * skeleton as the shim does. */
 #ifndef TESTS_EBPF_LSKEL_RING_H
 #define TESTS_EBPF_LSKEL_RING_H
 
@@ -11,12 +11,11 @@
 
 #include "disconnect.h"
 
+#include "bpf_ring.h"
+
 struct lskel_ring {
 	int fd;
-	size_t size;			/* data area, a power of two */
-	unsigned long *consumer;	/* page 0, ours to write */
-	const unsigned long *producer;	/* page 1, the kernel's */
-	const char *data;		/* mapped twice, so records never wrap */
+	struct cs_bpf_ring ring;
 };
 
 /* Maps the ring buffer map fd of `size` bytes; false with errno set. */
