@@ -29,14 +29,7 @@
 
 #include "stats_layout.h"	/* shim/: the statistics segment's layout */
 
-extern char **environ;
-
-static long long now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "bench_util.h"
 
 /* ---- server ---- */
 
@@ -94,27 +87,6 @@ static int serve(void)
 
 /* ---- client ---- */
 
-/* One line from the server's stdout, or -1 after timeout_ms. */
-static int read_line(int fd, char *buf, size_t size, int timeout_ms)
-{
-	size_t n = 0;
-	while (n + 1 < size) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, timeout_ms) <= 0 || read(fd, buf + n, 1) != 1)
-			return -1;
-		if (buf[n++] == '\n')
-			break;
-	}
-	buf[n] = 0;
-	return 0;
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return (x > y) - (x < y);
-}
-
 /* The shim's own latency histogram from the server's statistics segment:
  * from the moment the disconnect was known (in mode ebpf the kernel's
  * timestamp of the TCP event; in mode epoll the watcher's wake-up) to the
@@ -151,47 +123,14 @@ static void shim_histogram(pid_t pid, char *out, size_t len)
 
 static int run(const char *shim, long n, int rst, const char *out_path)
 {
-	int pipefd[2], port;
-	char pre[4096], line[128];
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
+	int out, port;
+	char line[128];
 	long long *lat = calloc((size_t)n, sizeof *lat);
 	long got = 0, missed = 0, wrong = 0;
+	pid_t pid;
 
-	/* The server gets our environment plus LD_PRELOAD (only the server:
-	 * the client itself is never shimmed). */
-	int envc = 0;
-	while (environ[envc])
-		envc++;
-	char **env = calloc((size_t)envc + 2, sizeof *env);
-	int k = 0;
-	for (int i = 0; i < envc; i++)
-		if (strncmp(environ[i], "LD_PRELOAD=", 11))
-			env[k++] = environ[i];
-	snprintf(pre, sizeof pre, "LD_PRELOAD=%s", shim);
-	if (*shim)
-		env[k++] = pre;
-	env[k] = NULL;
-
-	if (!lat || pipe2(pipefd, O_CLOEXEC))
+	if (!lat || (pid = spawn_server("cancel_latency", shim, NULL, 5000, &out, &port)) < 0)
 		return 2;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-	char *argv[] = { "/proc/self/exe", "serve", NULL };
-	char self[4096];
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (sl <= 0)
-		return 2;
-	self[sl] = 0;
-	argv[0] = self;
-	if (posix_spawn(&pid, self, &fa, NULL, argv, env))
-		return 2;
-	close(pipefd[1]);
-	if (read_line(pipefd[0], line, sizeof line, 5000) || sscanf(line, "port=%d", &port) != 1) {
-		fprintf(stderr, "cancel_latency: server did not start\n");
-		kill(pid, SIGKILL);
-		return 2;
-	}
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	for (long i = 0; i < n; i++) {
@@ -214,7 +153,7 @@ static int run(const char *shim, long n, int rst, const char *out_path)
 		close(s);
 		long long t1;
 		int e;
-		if (read_line(pipefd[0], line, sizeof line, 2000) || sscanf(line, "%lld %d", &t1, &e) != 2) {
+		if (read_line(out, line, sizeof line, 2000) || sscanf(line, "%lld %d", &t1, &e) != 2) {
 			missed++;	/* the call was not cancelled within 2 s */
 			continue;
 		}

@@ -33,14 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
-static long long now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "bench_util.h"
 
 static void raise_nofile(void)
 {
@@ -172,60 +165,16 @@ static double watcher_cpu(pid_t pid)
 	return s;
 }
 
-static int read_line(int fd, char *buf, size_t size, int timeout_ms)
-{
-	size_t n = 0;
-	while (n + 1 < size) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, timeout_ms) <= 0 || read(fd, buf + n, 1) != 1)
-			return -1;
-		if (buf[n++] == '\n')
-			break;
-	}
-	buf[n] = 0;
-	return 0;
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return (x > y) - (x < y);
-}
-
 static int run(const char *shim, int n, int keep, const char *out_path)
 {
-	int total = n + keep, pipefd[2], port;
-	char pre[4096], line[128], self[4096], count[32];
-	posix_spawn_file_actions_t fa;
+	int total = n + keep, out, port;
+	char line[128], count[32];
 	pid_t pid;
 
 	raise_nofile();
-	int envc = 0, k = 0;
-	while (environ[envc])
-		envc++;
-	char **env = calloc((size_t)envc + 2, sizeof *env);
-	for (int i = 0; i < envc; i++)
-		if (strncmp(environ[i], "LD_PRELOAD=", 11))
-			env[k++] = environ[i];
-	snprintf(pre, sizeof pre, "LD_PRELOAD=%s", shim);
-	if (*shim)
-		env[k++] = pre;
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (sl <= 0 || pipe2(pipefd, O_CLOEXEC))
-		return 2;
-	self[sl] = 0;
 	snprintf(count, sizeof count, "%d", total);
-	char *argv[] = { self, "serve", count, NULL };
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-	if (posix_spawn(&pid, self, &fa, NULL, argv, env))
+	if ((pid = spawn_server("scale", shim, count, 30000, &out, &port)) < 0)
 		return 2;
-	close(pipefd[1]);
-	if (read_line(pipefd[0], line, sizeof line, 30000) || sscanf(line, "port=%d", &port) != 1) {
-		fprintf(stderr, "scale: server did not start\n");
-		kill(pid, SIGKILL);
-		return 2;
-	}
 	long rss_idle = rss_kb(pid);
 	int *s = calloc((size_t)total, sizeof *s);
 	long long *closed_at = calloc((size_t)n, sizeof *closed_at), *lat = calloc((size_t)n, sizeof *lat);
@@ -266,7 +215,7 @@ static int run(const char *shim, int n, int keep, const char *out_path)
 
 	int cancelled = 0, other = 0, spurious = 0, got = 0;
 	char *seen = calloc((size_t)total, 1);
-	while (got < n && read_line(pipefd[0], line, sizeof line, 5000) == 0) {
+	while (got < n && read_line(out, line, sizeof line, 5000) == 0) {
 		int idx, e;
 		long long t;
 		if (sscanf(line, "%d %d %lld", &idx, &e, &t) != 3 || idx < 0 || idx >= total || seen[idx])
@@ -284,7 +233,7 @@ static int run(const char *shim, int n, int keep, const char *out_path)
 	}
 	long long done_ns = now_ns() - t0;
 	/* Anything still arriving for the connections left open is spurious. */
-	while (read_line(pipefd[0], line, sizeof line, 500) == 0) {
+	while (read_line(out, line, sizeof line, 500) == 0) {
 		int idx;
 		if (sscanf(line, "%d", &idx) == 1 && idx >= n && idx < total && !seen[idx]++)
 			spurious++;
