@@ -2,6 +2,10 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,4 +131,29 @@ double mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int net_serve_threads(int port, const char *who, void *(*serve)(void *))
+{
+	int bound;
+	int lfd = net_listen(port, &bound);
+
+	if (lfd < 0) {
+		fprintf(stderr, "%s: cannot listen on port %d: %s\n", who, port, strerror(errno));
+		return 1;
+	}
+	printf("listening on 127.0.0.1:%d\n", bound);
+	fflush(stdout);
+	for (;;) {
+		pthread_t t;
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0)
+			continue;
+		if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) != 0) {
+			close(fd);
+			continue;
+		}
+		pthread_detach(t);
+	}
 }

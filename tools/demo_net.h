@@ -11,6 +11,12 @@
 /* Listen on 127.0.0.1:port (0 = any free port); *bound_port gets the port. */
 int net_listen(int port, int *bound_port);
 
+/* Listens on 127.0.0.1:port, prints "listening on 127.0.0.1:N", then serves
+ * each accepted connection in a detached thread running serve((void *)fd),
+ * for ever. Returns 1 (said on stderr, prefixed with who) if it cannot
+ * listen. Both demo servers are thread-per-connection servers like this. */
+int net_serve_threads(int port, const char *who, void *(*serve)(void *));
+
 /* Connect to 127.0.0.1:port. Returns the socket or -1 with errno set. */
 int net_connect(int port);
 

@@ -293,27 +293,7 @@ static void *serve_connection(void *arg)
 
 static int serve_http(int port)
 {
-	int bound;
-	int lfd = net_listen(port, &bound);
-
-	if (lfd < 0) {
-		fprintf(stderr, "demo-server: cannot listen on port %d: %s\n", port, strerror(errno));
-		return 1;
-	}
-	printf("listening on 127.0.0.1:%d\n", bound);
-	fflush(stdout);
-	for (;;) {
-		pthread_t t;
-		int fd = accept(lfd, NULL, NULL);
-
-		if (fd < 0)
-			continue;
-		if (pthread_create(&t, NULL, serve_connection, (void *)(intptr_t)fd) != 0) {
-			close(fd);
-			continue;
-		}
-		pthread_detach(t);
-	}
+	return net_serve_threads(port, "demo-server", serve_connection);
 }
 
 static int parse_port(const char *s)

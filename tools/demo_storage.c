@@ -63,27 +63,7 @@ static void *storage_conn(void *arg)
 
 int storage_serve(int port)
 {
-	int bound;
-	int lfd = net_listen(port, &bound);
-
-	if (lfd < 0) {
-		fprintf(stderr, "demo storage: cannot listen on port %d: %s\n", port, strerror(errno));
-		return 1;
-	}
-	printf("listening on 127.0.0.1:%d\n", bound);
-	fflush(stdout);
-	for (;;) {
-		pthread_t t;
-		int fd = accept(lfd, NULL, NULL);
-
-		if (fd < 0)
-			continue;
-		if (pthread_create(&t, NULL, storage_conn, (void *)(intptr_t)fd) != 0) {
-			close(fd);
-			continue;
-		}
-		pthread_detach(t);
-	}
+	return net_serve_threads(port, "demo storage", storage_conn);
 }
 
 int storage_put_chunk(int fd, int seq, int ms, const char **failed_call)
