@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stats_layout.h"	/* shim/: the statistics segment's layout */
@@ -102,7 +103,11 @@ static void shim_histogram(pid_t pid, char *out, size_t len)
 	size_t used = 0;
 
 	out[0] = 0;
-	snprintf(path, sizeof path, "/dev/shm/cancelshim.%d", (int)pid);
+	struct stat ns;
+	snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)pid);
+	if (stat(path, &ns) < 0)
+		return;
+	snprintf(path, sizeof path, CS_SEG_DIR "/" CS_SEG_PREFIX "%llu.%d", (unsigned long long)ns.st_ino, (int)pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return;
 	if (pread(fd, c, sizeof c, CS_SEG_HEADER_SIZE + CS_STAT_LATENCY * sizeof(uint64_t)) != (ssize_t)sizeof c) {

@@ -138,6 +138,24 @@ static __sighandler_t boot_sysv_signal(int s, __sighandler_t h)
 }
 static int boot_sigsuspend(const sigset_t *s) { return R(cs_raw2(SYS_rt_sigsuspend, s, 8)); }
 
+/* libc changes the uid of every thread at once (its setxid broadcast); a
+ * system call changes only the caller's. Resolve now; the system call is
+ * right only while the process has one thread, which is all that can run
+ * before resolution. */
+#define BOOT_UID(name, params, args, call)                   \
+	static int boot_##name params                        \
+	{                                                    \
+		cs_real_resolve();                           \
+		if (cs_real.name != boot_##name)             \
+			return cs_real.name args;            \
+		return R(call);                              \
+	}
+BOOT_UID(setuid, (uid_t u), (u), cs_raw1(SYS_setuid, u))
+BOOT_UID(seteuid, (uid_t e), (e), cs_raw3(SYS_setresuid, -1, e, -1))
+BOOT_UID(setreuid, (uid_t r, uid_t e), (r, e), cs_raw2(SYS_setreuid, r, e))
+BOOT_UID(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s), cs_raw3(SYS_setresuid, r, e, s))
+#undef BOOT_UID
+
 struct cs_real cs_real = {
 #define CS_REAL_BOOT(ret, name, params) .name = boot_##name,
 	CS_REAL_FUNCTIONS(CS_REAL_BOOT)

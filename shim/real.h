@@ -72,7 +72,11 @@
 	X(int, pthread_sigmask, (int, const sigset_t *, sigset_t *))                            \
 	X(int, sigsuspend, (const sigset_t *))                                                  \
 	X(__sighandler_t, signal, (int, __sighandler_t))                                        \
-	X(__sighandler_t, sysv_signal, (int, __sighandler_t))
+	X(__sighandler_t, sysv_signal, (int, __sighandler_t))                                    \
+	X(int, setuid, (uid_t))                                                                 \
+	X(int, seteuid, (uid_t))                                                                \
+	X(int, setreuid, (uid_t, uid_t))                                                        \
+	X(int, setresuid, (uid_t, uid_t, uid_t))
 
 struct cs_real {
 #define CS_REAL_FIELD(ret, name, params) ret(*name) params;

@@ -37,6 +37,9 @@ enum { PUB_NONE, PUB_CREATING, PUB_DONE, PUB_FAILED };
 static _Atomic int pub_state = PUB_NONE;
 static struct cs_seg_header *segment;	/* set while PUB_DONE */
 static int segment_pid;			/* the pid it is named after */
+static uint64_t segment_ns;		/* ... and the pid namespace */
+static struct cs_segment_id segment_id;	/* the file we made */
+static _Atomic long segment_owner = -1;	/* its owner's uid */
 
 uint64_t cs_stats_now_ns(void)
 {
@@ -53,7 +56,7 @@ static void copy_str(char *dst, size_t len, const char *src)
 	dst[i] = 0;
 }
 
-static void fill_header(struct cs_seg_header *h, int pid)
+static void fill_header(struct cs_seg_header *h, uint64_t ns, int pid)
 {
 	struct timespec ts;
 
@@ -63,6 +66,7 @@ static void fill_header(struct cs_seg_header *h, int pid)
 	h->latency_first = CS_STAT_LATENCY;
 	h->latency_buckets = CS_LATENCY_BUCKETS;
 	h->pid = pid;
+	h->pid_ns = ns;
 	h->start_time = cs_segment_start_time();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -77,24 +81,35 @@ static void fill_header(struct cs_seg_header *h, int pid)
 void cs_stats_publish(void)
 {
 	int expected = PUB_NONE, err = 0, pid;
-	struct cs_seg_header *h;
+	struct cs_seg_header *h = NULL;
 	_Atomic uint64_t *shared;
+	uint64_t ns;
 
 	if (__builtin_expect(atomic_load_explicit(&pub_state, memory_order_relaxed) != PUB_NONE, 1))
 		return;
 	if (!atomic_compare_exchange_strong(&pub_state, &expected, PUB_CREATING))
 		return;	/* another thread is at it; counts go private meanwhile */
 	pid = (int)cs_raw0(SYS_getpid);
-	h = cs_segment_create(pid, &err);
+	ns = cs_segment_pid_ns();
+	if (!ns)
+		err = -ENOENT;	/* no /proc: nobody could tell whether we live */
+	else
+		h = cs_segment_create(ns, pid, &segment_id, &err);
 	if (!h) {
 		atomic_store(&pub_state, PUB_FAILED);
-		cs_info("no statistics segment (error %d): counters stay private", -err);
+		/* A full /dev/shm is the operator's business: say it once. */
+		if (err == -ENOSPC || err == -EDQUOT)
+			cs_warn("statistics off: no room in " CS_SEG_DIR " for the segment; serving on");
+		else
+			cs_info("no statistics segment (error %d): counters stay private", -err);
 		return;
 	}
-	fill_header(h, pid);
+	fill_header(h, ns, pid);
 	shared = (_Atomic uint64_t *)((char *)h + CS_SEG_HEADER_SIZE);
 	segment = h;
 	segment_pid = pid;
+	segment_ns = ns;
+	atomic_store(&segment_owner, cs_raw0(SYS_geteuid));
 	atomic_store_explicit(&cs_stats_where, shared, memory_order_release);
 	for (unsigned i = 0; i < CS_STAT_COUNT; i++) {
 		uint64_t v = atomic_exchange_explicit(&private_counters[i], 0, memory_order_relaxed);
@@ -104,9 +119,9 @@ void cs_stats_publish(void)
 	/* Readers skip a segment until its magic is there. */
 	__atomic_store_n(&h->magic, CS_SEG_MAGIC, __ATOMIC_RELEASE);
 	atomic_store(&pub_state, PUB_DONE);
-	cs_info("statistics in " CS_SEG_DIR "/" CS_SEG_PREFIX "%d", pid);
+	cs_info("statistics in " CS_SEG_DIR "/" CS_SEG_PREFIX "%llu.%d", (unsigned long long)ns, pid);
 	/* Bounded: a publisher pays for at most SWEEP_MAX kill(pid, 0). */
-	cs_segment_sweep(pid, SWEEP_MAX);
+	cs_segment_sweep(ns, pid, SWEEP_MAX);
 }
 
 static void count_inherited(int fd, _Atomic uint64_t *slot, void *arg)
@@ -152,7 +167,31 @@ void cs_stats_cancel_done(struct cs_thread *t, uint32_t gen)
 __attribute__((destructor)) static void unpublish(void)
 {
 	if (atomic_load(&pub_state) == PUB_DONE && segment && segment_pid == (int)cs_raw0(SYS_getpid))
-		cs_segment_remove(segment_pid);
+		cs_segment_remove(segment_ns, segment_pid);
+}
+
+/* Ours to give: published by this very process (not a fork child's copy). */
+static int own_segment(void)
+{
+	return atomic_load(&pub_state) == PUB_DONE && segment && segment_pid == (int)cs_raw0(SYS_getpid);
+}
+
+long cs_stats_owner_change(uid_t uid)
+{
+	long prev = atomic_load(&segment_owner);
+
+	if (uid == (uid_t)-1 || !own_segment() || prev == (long)uid)
+		return -1;
+	if (cs_segment_chown(segment_ns, segment_pid, &segment_id, uid) < 0)
+		return -1;	/* not privileged: the call will fail anyway */
+	atomic_store(&segment_owner, (long)uid);
+	return prev;
+}
+
+void cs_stats_owner_restore(long prev)
+{
+	if (prev >= 0 && own_segment() && cs_segment_chown(segment_ns, segment_pid, &segment_id, (uid_t)prev) == 0)
+		atomic_store(&segment_owner, prev);
 }
 
 void cs_stats_mode_changed(void)

@@ -11,6 +11,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "stats_layout.h"
 #include "threads.h"
@@ -44,6 +45,15 @@ void cs_stats_cancel_done(struct cs_thread *t, uint32_t gen);
 /* The watcher in force changed (the eBPF instance went live): the
  * segment's header says so. */
 void cs_stats_mode_changed(void);
+
+/* The process is about to change its effective uid to uid (setuid and
+ * friends: wrap_uid.c). While still privileged, the segment is given to uid,
+ * so that the process can still remove it at exit (/dev/shm is sticky) and
+ * readers see an owner that is one of the process's uids. Returns the owner
+ * to give it back to if the change fails, or -1 if nothing was done. Leaves
+ * errno alone. */
+long cs_stats_owner_change(uid_t uid);
+void cs_stats_owner_restore(long prev);
 
 /* CLOCK_MONOTONIC in ns (vDSO). */
 uint64_t cs_stats_now_ns(void);

@@ -1,6 +1,11 @@
 /* The statistics segment: what a shimmed process publishes in
- * /dev/shm/cancelshim.<pid> and what `cancelctl stats` reads. Shared by the
- * shim (writer) and the tool (reader); fixed-size fields only.
+ * /dev/shm/cancelshim.<pidns>.<pid> and what `cancelctl stats` reads. Shared
+ * by the shim (writer) and the tool (reader); fixed-size fields only.
+ *
+ * <pidns> is the inode of the writer's pid namespace (/proc/self/ns/pid):
+ * containers that share /dev/shm but not pids publish under different names,
+ * and a sweeper only ever judges the segments of its own namespace, whose
+ * pids it can check.
  *
  * Compatibility: a reader accepts any segment whose magic matches and whose
  * version it knows. New counters are only ever appended (ncounters grows, the
@@ -12,7 +17,7 @@
 #include <stdint.h>
 
 #define CS_SEG_DIR "/dev/shm"
-#define CS_SEG_PREFIX "cancelshim."	/* CS_SEG_DIR/CS_SEG_PREFIX<pid> */
+#define CS_SEG_PREFIX "cancelshim."	/* CS_SEG_DIR/CS_SEG_PREFIX<pidns>.<pid> */
 #define CS_SEG_MAGIC 0x31545354534e4143ull	/* "CANSTST1", stored last */
 #define CS_SEG_VERSION 1u
 #define CS_SEG_CMDLINE 128
@@ -65,6 +70,9 @@ struct cs_seg_header {
 	char calls[32];		/* net,wait,... */
 	char signal[24];	/* SIGRTMAX-1 ... */
 	char cmdline[CS_SEG_CMDLINE];	/* argv joined with spaces, truncated */
+	/* Added inside the header's spare room (version unchanged): the
+	 * <pidns> of the file's name, which a reader checks. */
+	uint64_t pid_ns;
 };
 
 #define CS_SEG_HEADER_SIZE 512u

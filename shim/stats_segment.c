@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "raw_syscall.h"
 #include "stats_layout.h"
@@ -29,25 +31,57 @@ static char *put_uint(char *p, unsigned long v)
 	return p;
 }
 
-void cs_segment_path(int pid, char *buf)
+void cs_segment_path(uint64_t ns, int pid, char *buf)
 {
 	char *p = put_str(buf, CS_SEG_DIR "/" CS_SEG_PREFIX);
+	p = put_uint(p, ns);
+	*p++ = '.';
 	p = put_uint(p, (unsigned long)pid);
 	*p = 0;
 }
 
-void *cs_segment_create(int pid, int *err)
+uint64_t cs_segment_pid_ns(void)
 {
-	char path[64];
+	struct stat st;
+	/* Follows the link: the namespace's own inode in nsfs. */
+	if (cs_raw4(SYS_newfstatat, AT_FDCWD, "/proc/self/ns/pid", &st, 0) < 0)
+		return 0;
+	return st.st_ino;
+}
+
+/* Takes the storage for real. ftruncate alone makes a sparse file whose
+ * pages tmpfs allocates at the first write through the mapping; on a full
+ * /dev/shm that write is a SIGBUS in the host. A file system without
+ * fallocate gets the zeros written instead, which allocates just the same. */
+static long reserve(long fd)
+{
+	static const char zeros[CS_SEG_SIZE];
+	long r = cs_raw4(SYS_fallocate, fd, 0, 0, CS_SEG_SIZE);
+
+	if (r != -EOPNOTSUPP)
+		return r;
+	r = cs_raw4(SYS_pwrite64, fd, zeros, sizeof zeros, 0);
+	return r == (long)sizeof zeros ? 0 : r < 0 ? r : -ENOSPC;
+}
+
+static long open_new(const char *path)
+{
+	return cs_raw4(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+void *cs_segment_create(uint64_t ns, int pid, struct cs_segment_id *id, int *err)
+{
+	char path[CS_SEG_PATH_MAX];
+	struct stat st;
 	long fd, m;
 
-	cs_segment_path(pid, path);
-	fd = cs_raw4(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	cs_segment_path(ns, pid, path);
+	fd = open_new(path);
 	if (fd == -EEXIST) {
-		/* Ours from before an exec, or left by a dead process whose
-		 * pid we now have: either way stale. */
+		/* Ours from before an exec, or left by a dead process of our
+		 * namespace whose pid we now have: either way stale. */
 		cs_raw1(SYS_unlink, path);
-		fd = cs_raw4(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		fd = open_new(path);
 	}
 	if (fd < 0) {
 		*err = (int)fd;
@@ -55,9 +89,14 @@ void *cs_segment_create(int pid, int *err)
 	}
 	/* The umask may have taken bits away; exactly 0600 either way. */
 	cs_raw2(SYS_fchmod, fd, 0600);
-	m = cs_raw2(SYS_ftruncate, fd, CS_SEG_SIZE);
+	m = reserve(fd);
 	if (m == 0)
+		m = cs_raw2(SYS_fstat, fd, &st);
+	if (m == 0) {
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
 		m = cs_raw6(SYS_mmap, 0, CS_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	}
 	cs_raw1(SYS_close, fd);
 	if (m < 0 && m > -4096) {
 		cs_raw1(SYS_unlink, path);
@@ -67,11 +106,30 @@ void *cs_segment_create(int pid, int *err)
 	return (void *)m;
 }
 
-void cs_segment_remove(int pid)
+void cs_segment_remove(uint64_t ns, int pid)
 {
-	char path[64];
-	cs_segment_path(pid, path);
+	char path[CS_SEG_PATH_MAX];
+	cs_segment_path(ns, pid, path);
 	cs_raw1(SYS_unlink, path);
+}
+
+int cs_segment_chown(uint64_t ns, int pid, const struct cs_segment_id *id, uid_t uid)
+{
+	char path[CS_SEG_PATH_MAX];
+	struct stat st;
+	long fd, r;
+
+	cs_segment_path(ns, pid, path);
+	fd = cs_raw4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+	if (fd < 0)
+		return (int)fd;
+	r = cs_raw2(SYS_fstat, fd, &st);
+	if (r == 0 && (st.st_dev != id->dev || st.st_ino != id->ino))
+		r = -ESTALE;	/* someone else's file under our name now */
+	if (r == 0)
+		r = cs_raw3(SYS_fchown, fd, uid, (gid_t)-1);
+	cs_raw1(SYS_close, fd);
+	return (int)r;
 }
 
 struct linux_dirent64 {
@@ -82,42 +140,65 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-static int parse_pid(const char *name)
+/* Digits up to a terminator; the number, or -1 past limit or if none. */
+static int64_t parse_uint(const char **s, char end, uint64_t limit)
+{
+	const char *p = *s;
+	uint64_t v = 0;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > limit)
+			return -1;
+	}
+	if (*p != end)
+		return -1;
+	*s = p + 1;
+	return (int64_t)v;
+}
+
+/* The pid in a name CS_SEG_PREFIX "<ns>.<pid>" of namespace ns, else -1. */
+static int parse_pid(const char *name, uint64_t ns)
 {
 	const char *prefix = CS_SEG_PREFIX;
-	long v = 0;
+	int64_t n, pid;
 
 	while (*prefix)
 		if (*name++ != *prefix++)
 			return -1;
-	if (!*name)
+	n = parse_uint(&name, '.', INT64_MAX);
+	if (n < 0 || (uint64_t)n != ns)
 		return -1;
-	for (; *name; name++) {
-		if (*name < '0' || *name > '9' || v > 0x7fffffff / 10)
-			return -1;
-		v = v * 10 + (*name - '0');
-	}
-	return v > 0 ? (int)v : -1;
+	pid = parse_uint(&name, 0, 0x7fffffff);
+	return pid > 0 ? (int)pid : -1;
 }
 
-int cs_segment_sweep(int self, int max)
+int cs_segment_sweep(uint64_t ns, int self, int max)
 {
-	char buf[2048], path[64];
-	long fd = cs_raw4(SYS_openat, AT_FDCWD, CS_SEG_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), n;
+	char buf[2048], path[CS_SEG_PATH_MAX];
+	long fd, n;
 	int removed = 0, seen = 0;
 
+	if (!ns)
+		return 0;
+	fd = cs_raw4(SYS_openat, AT_FDCWD, CS_SEG_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
 	while (seen < max && (n = cs_raw3(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
 		for (long off = 0; off < n && seen < max;) {
 			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
-			int pid = parse_pid(d->d_name);
+			int pid = parse_pid(d->d_name, ns);
 			off += d->d_reclen;
 			if (pid <= 0 || pid == self)
 				continue;
 			seen++;
+			/* A pid of our own namespace that is absent: proven gone.
+			 * (A pid reused since is left to cancelctl, which reads
+			 * start times.) */
 			if (cs_raw2(SYS_kill, pid, 0) == -ESRCH) {
-				cs_segment_path(pid, path);
+				cs_segment_path(ns, pid, path);
 				/* Only our own user's can go: /dev/shm is sticky. */
 				if (cs_raw1(SYS_unlink, path) == 0)
 					removed++;
