@@ -1,6 +1,9 @@
-/* See stats_read.h. The reader maps each segment read-only and copies the
- * counters with relaxed atomic loads: it never blocks a writer and a writer
- * never waits for it. */
+/* See stats_read.h. Any local user can plant a file in /dev/shm under a
+ * segment's name, and a segment's owner can truncate it at any moment: the
+ * reader opens without following links and without blocking (a FIFO), checks
+ * type, owner and size, and reads a private copy with pread (a mapping of a
+ * file truncated meanwhile is a SIGBUS), which stats_parse.c checks field by
+ * field. It never blocks a writer and a writer never waits for it. */
 #include "stats_read.h"
 
 #include <dirent.h>
@@ -68,116 +71,88 @@ static int proc_maps(int pid, const char *path)
 
 enum seg_status { SEG_LIVE, SEG_DEAD, SEG_SKIP };
 
-static void copy_field(char *dst, size_t dlen, const char *src, size_t slen)
+/* The inode of our pid namespace, 0 if unknown. */
+static uint64_t own_pid_ns(void)
 {
-	size_t n = strnlen(src, slen < dlen - 1 ? slen : dlen - 1);
-	memcpy(dst, src, n);
-	dst[n] = 0;
+	struct stat st;
+	return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
-/* The command line is whatever the process had in /proc/self/cmdline, cut
- * at a byte count: make it valid UTF-8 (JSON and Prometheus need it) and
- * free of control characters (the table), replacing what is not with '?'. */
-static void sanitize(char *s)
+/* 1 if uid is one of pid's real, effective, saved and file-system uids, 0
+ * if none, -1 if they cannot be read. */
+static int proc_has_uid(int pid, uid_t uid)
 {
-	unsigned char *p = (unsigned char *)s;
+	char path[64], line[256];
+	unsigned long u[4];
+	int found = -1;
+	FILE *f;
 
-	while (*p) {
-		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
-		int ok = n >= 0 && !(n == 1 && *p < 0xc2);
-		for (int i = 1; ok && i <= n; i++)
-			ok = (p[i] & 0xc0) == 0x80;
-		if (!ok || *p < 0x20 || *p == 0x7f) {
-			*p++ = '?';
-			continue;
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Uid: %lu %lu %lu %lu", &u[0], &u[1], &u[2], &u[3]) == 4) {
+			found = u[0] == uid || u[1] == uid || u[2] == uid || u[3] == uid;
+			break;
 		}
-		p += n + 1;
-	}
+	fclose(f);
+	return found;
 }
 
-/* Reads the segment at path (named after pid) into *p. */
-static enum seg_status read_segment(const char *path, int pid, struct stats_proc *p, const char **why)
+/* Reads up to len bytes at offset 0 until EOF; the count read. */
+static size_t read_copy(int fd, unsigned char *buf, size_t len)
 {
-	const struct cs_seg_header *h;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+/* Reads the segment at path (named after ns, pid) into *p. */
+static enum seg_status read_segment(const char *path, uint64_t ns, int pid, struct stats_proc *p, const char **why)
+{
+	static unsigned char copy[STATS_SEG_MAX_BYTES];
 	struct stat st;
 	uint64_t start;
-	void *m;
+	size_t len;
 	int fd;
 
 	*why = NULL;
+	/* Our namespace, pid absent: its owner is proven gone. */
 	if (kill(pid, 0) < 0 && errno == ESRCH) {
 		*why = "process is gone";
 		return SEG_DEAD;
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-		return SEG_SKIP;	/* another user's, or just removed */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < CS_SEG_HEADER_SIZE) {
+	/* No link followed, no wait for a FIFO's writer. */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return SEG_SKIP;	/* another user's, a link, or just removed */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)CS_SEG_HEADER_SIZE ||
+	    st.st_size > (off_t)STATS_SEG_MAX_BYTES || (st.st_uid != 0 && proc_has_uid(pid, st.st_uid) != 1)) {
 		close(fd);
-		return SEG_SKIP;	/* being created */
+		return SEG_SKIP;	/* being created, or not what it claims to be */
 	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	/* Truncated meanwhile: a short copy, which the parser refuses. */
+	len = read_copy(fd, copy, (size_t)st.st_size);
 	close(fd);
-	if (m == MAP_FAILED)
-		return SEG_SKIP;
-	h = m;
-	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != CS_SEG_MAGIC || h->version != CS_SEG_VERSION ||
-	    h->pid != pid || h->header_size < sizeof *h ||
-	    (uint64_t)h->header_size + (uint64_t)h->ncounters * 8 > (uint64_t)st.st_size) {
-		munmap(m, (size_t)st.st_size);
-		return SEG_SKIP;	/* being created, or a layout we do not know */
-	}
+	if (stats_parse_segment(copy, len, ns, pid, p))
+		return SEG_SKIP;	/* being created, a layout we do not know, or junk */
 	start = proc_start_time(pid);
-	if (!start || (h->start_time && start != h->start_time)) {
-		munmap(m, (size_t)st.st_size);
+	if (!start || (p->start_time && start != p->start_time)) {
 		*why = start ? "pid reused by another process" : "process is gone";
 		return SEG_DEAD;
 	}
 	if (proc_maps(pid, path) == 0) {
-		munmap(m, (size_t)st.st_size);
 		*why = "process no longer maps it (exec)";
 		return SEG_DEAD;
 	}
-	memset(p, 0, sizeof *p);
-	p->pid = pid;
-	p->version = h->version;
-	p->start_time = h->start_time;
-	p->created_ns = h->created_ns;
-	copy_field(p->mode, sizeof p->mode, h->mode, sizeof h->mode);
-	copy_field(p->mode_requested, sizeof p->mode_requested, h->mode_requested, sizeof h->mode_requested);
-	copy_field(p->on, sizeof p->on, h->on, sizeof h->on);
-	copy_field(p->calls, sizeof p->calls, h->calls, sizeof h->calls);
-	copy_field(p->signal, sizeof p->signal, h->signal, sizeof h->signal);
-	copy_field(p->cmdline, sizeof p->cmdline, h->cmdline, sizeof h->cmdline);
-	sanitize(p->cmdline);
-	sanitize(p->mode);
-	sanitize(p->mode_requested);
-	sanitize(p->on);
-	sanitize(p->calls);
-	sanitize(p->signal);
-	{
-		const uint64_t *c = (const uint64_t *)((const char *)m + h->header_size);
-		uint32_t n = h->ncounters < CS_STAT_COUNT ? h->ncounters : CS_STAT_COUNT;
-		for (uint32_t i = 0; i < n; i++)
-			p->c[i] = __atomic_load_n(&c[i], __ATOMIC_RELAXED);
-	}
 	p->read_ns = now_ns();
-	munmap(m, (size_t)st.st_size);
 	return SEG_LIVE;
-}
-
-static int parse_name(const char *name)
-{
-	size_t plen = strlen(CS_SEG_PREFIX);
-	char *end;
-	long v;
-
-	if (strncmp(name, CS_SEG_PREFIX, plen) || !name[plen])
-		return -1;
-	errno = 0;
-	v = strtol(name + plen, &end, 10);
-	if (*end || errno || v <= 0 || v > 0x7fffffff)
-		return -1;
-	return (int)v;
 }
 
 static int by_pid(const void *a, const void *b)
@@ -188,6 +163,7 @@ static int by_pid(const void *a, const void *b)
 
 int stats_collect(const char *dir, const int *pids, size_t npids, int quiet, struct stats_list *out)
 {
+	uint64_t ns = own_pid_ns();
 	struct dirent *e;
 	size_t cap = 0;
 	DIR *d;
@@ -200,12 +176,15 @@ int stats_collect(const char *dir, const int *pids, size_t npids, int quiet, str
 		char path[4096];
 		struct stats_proc p;
 		const char *why;
-		int pid = parse_name(e->d_name), wanted = npids == 0;
+		uint64_t seg_ns;
+		int pid, wanted = npids == 0;
 
-		if (pid < 0)
+		/* Another pid namespace's (or the old naming): its pids mean
+		 * nothing here, so neither shown nor judged. */
+		if (stats_parse_name(e->d_name, &seg_ns, &pid) < 0 || !ns || seg_ns != ns)
 			continue;
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-		switch (read_segment(path, pid, &p, &why)) {
+		switch (read_segment(path, ns, pid, &p, &why)) {
 		case SEG_DEAD:
 			/* Cleaned whatever pids were asked for. */
 			if (unlink(path) == 0 && !quiet)

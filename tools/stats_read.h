@@ -7,31 +7,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../shim/stats_layout.h"
-
-/* One process's statistics at one moment. Counters the writer's layout does
- * not have read as 0. */
-struct stats_proc {
-	int pid;
-	uint32_t version;
-	uint64_t start_time;
-	uint64_t created_ns;
-	char mode[16], mode_requested[16], on[8], calls[32], signal[24];
-	char cmdline[CS_SEG_CMDLINE + 1];
-	uint64_t c[CS_STAT_COUNT];
-	uint64_t read_ns;	/* CLOCK_MONOTONIC when read (for rates) */
-};
+#include "stats_parse.h"
 
 struct stats_list {
 	struct stats_proc *procs;
 	size_t n;
 };
 
-/* Reads every live segment in dir (CS_SEG_DIR normally) — or only those of
- * pids[0..npids) when npids > 0 — sorted by pid. Segments of dead processes
- * (pid gone, pid reused, or the process exec'd and no longer maps it) are
- * removed when the caller may, each noted on stderr unless quiet. 0, or -1
- * with errno if dir cannot be read. */
+/* Reads every live segment of our pid namespace in dir (CS_SEG_DIR
+ * normally) — or only those of pids[0..npids) when npids > 0 — sorted by
+ * pid. Segments of dead processes (pid gone, pid reused, or the process
+ * exec'd and no longer maps it) are removed when the caller may, each noted
+ * on stderr unless quiet. What is not a regular file owned by root or by one
+ * of the uids of the process it names, is not a complete segment, or belongs
+ * to another pid namespace is skipped and never removed. 0, or -1 with errno
+ * if dir cannot be read. */
 int stats_collect(const char *dir, const int *pids, size_t npids, int quiet, struct stats_list *out);
 void stats_list_free(struct stats_list *l);
 

@@ -74,9 +74,19 @@ int st_request(int port, const char *line, bool abort_later)
 	return 0;
 }
 
+uint64_t st_pid_ns(int pid)
+{
+	char *path = tl_strdupf("/proc/%d/ns/pid", pid ? pid : (int)getpid());
+	struct stat st;
+	int r = stat(path, &st);
+	free(path);
+	return r == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 char *st_segment_path(int pid)
 {
-	return tl_strdupf("%s/%s%d", CS_SEG_DIR, CS_SEG_PREFIX, pid);
+	/* Our processes share our pid namespace. */
+	return tl_strdupf("%s/%s%llu.%d", CS_SEG_DIR, CS_SEG_PREFIX, (unsigned long long)st_pid_ns(0), pid);
 }
 
 bool st_segment_exists(int pid)

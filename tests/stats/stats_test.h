@@ -20,7 +20,10 @@ struct tl_proc *st_server_start(int upstream_port, int *port);
  * abort. Returns 0 / the socket, -1 on failure. */
 int st_request(int port, const char *line, bool abort_later);
 
-/* What /dev/shm/cancelshim.<pid> holds. false if absent or incomplete. */
+/* The inode of pid's pid namespace (0: ours), 0 if unknown. */
+uint64_t st_pid_ns(int pid);
+
+/* What /dev/shm/cancelshim.<pidns>.<pid> holds. false if absent or incomplete. */
 struct st_segment {
 	struct cs_seg_header h;
 	uint64_t c[CS_STAT_COUNT];
