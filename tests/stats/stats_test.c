@@ -228,3 +228,33 @@ const char *st_expected_mode(void)
 	return have && !strcmp(have, "1") && geteuid() == 0 && access("/sys/kernel/btf/vmlinux", R_OK) == 0 ? "ebpf"
 														: "epoll";
 }
+
+char *st_oneshot_path(void)
+{
+	return tl_strdupf("%s/tests/stats/stats-oneshot-server", getenv("CS_BUILD_ROOT"));
+}
+
+int st_run(const char *const argv[], const char *const env[], unsigned flags, int timeout_ms, char **out, char **err)
+{
+	struct tl_proc *p = tl_spawn(argv, env, flags);
+	int status = p ? tl_proc_wait(p, timeout_ms) : -1;
+
+	if (out)
+		*out = p ? tl_proc_stdout(p) : NULL;
+	if (err)
+		*err = p ? tl_proc_stderr(p) : NULL;
+	tl_proc_free(p);	/* kills it if it is still running */
+	return status;
+}
+
+int st_ask(int port, const char *line, char *reply, size_t len)
+{
+	int fd = tl_connect_tcp("127.0.0.1", port, 5000);
+	ssize_t n = -1;
+
+	if (fd >= 0 && tl_write_str(fd, line, 5000) == 0 && tl_write_str(fd, "\n", 5000) == 0)
+		n = tl_read_line(fd, reply, len, 10000);
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? 0 : -1;
+}

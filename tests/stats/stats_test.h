@@ -64,4 +64,15 @@ bool st_wait_segment(int pid, bool present, int timeout_ms);
  * root on a kernel with BTF in a build with -Dbpf, else "epoll". */
 const char *st_expected_mode(void);
 
+/* The path of stats-oneshot-server (oneshot_server.c), malloc'd. */
+char *st_oneshot_path(void);
+
+/* Runs argv (tl_spawn's env and flags) for at most timeout_ms: its wait
+ * status, or -1 if it was still running (then it is killed). stdout and
+ * stderr (malloc'd) if asked. */
+int st_run(const char *const argv[], const char *const env[], unsigned flags, int timeout_ms, char **out, char **err);
+
+/* Sends line to 127.0.0.1:port, reads one line of answer into reply. 0 or -1. */
+int st_ask(int port, const char *line, char *reply, size_t len);
+
 #endif

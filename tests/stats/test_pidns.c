@@ -1,0 +1,2 @@
+#include <criterion/criterion.h>
+#include "stats_test.h"
