@@ -1,5 +1,6 @@
 #include "stats_test.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,4 +258,26 @@ int st_ask(int port, const char *line, char *reply, size_t len)
 	if (fd >= 0)
 		close(fd);
 	return n > 0 ? 0 : -1;
+}
+
+char *st_segment_find(int pid)
+{
+	char *legacy = tl_strdupf("%s%d", CS_SEG_PREFIX, pid), *suffix = tl_strdupf(".%d", pid), *found = NULL;
+	size_t plen = strlen(CS_SEG_PREFIX), slen = strlen(suffix);
+	struct dirent *e;
+	DIR *d = opendir(CS_SEG_DIR);
+
+	while (d && !found && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		const char *mid = e->d_name + plen;
+		if (!strcmp(e->d_name, legacy) ||
+		    (!strncmp(e->d_name, CS_SEG_PREFIX, plen) && n > plen + slen && !strcmp(e->d_name + n - slen, suffix) &&
+		     strspn(mid, "0123456789") == n - plen - slen))
+			found = tl_strdupf("%s/%s", CS_SEG_DIR, e->d_name);
+	}
+	if (d)
+		closedir(d);
+	free(legacy);
+	free(suffix);
+	return found;
 }

@@ -64,6 +64,11 @@ bool st_wait_segment(int pid, bool present, int timeout_ms);
  * root on a kernel with BTF in a build with -Dbpf, else "epoll". */
 const char *st_expected_mode(void);
 
+/* The segment file of pid whatever its pid namespace and naming
+ * (cancelshim.<pid> before segments carried their namespace), malloc'd, or
+ * NULL. */
+char *st_segment_find(int pid);
+
 /* The path of stats-oneshot-server (oneshot_server.c), malloc'd. */
 char *st_oneshot_path(void);
 
