@@ -252,7 +252,7 @@ uint64_t stats_latency_count(const struct stats_proc *p)
 {
 	uint64_t n = 0;
 	for (unsigned b = 0; b < CS_LATENCY_BUCKETS; b++)
-		n += p->c[CS_STAT_LATENCY + b];
+		n = __builtin_add_overflow(n, p->c[CS_STAT_LATENCY + b], &n) ? UINT64_MAX : n;	/* saturates */
 	return n;
 }
 
@@ -267,9 +267,16 @@ uint64_t stats_latency_quantile_us(const struct stats_proc *p, double q)
 
 	if (!total)
 		return 0;
-	rank = (uint64_t)(q * (double)total);
-	if ((double)rank < q * (double)total)
-		rank++;	/* ceil */
+	/* A hostile segment's counters can be near 2^64, where q * total is
+	 * not a uint64_t: the last sample's rank then. */
+	double want = q * (double)total;
+	if (!(want < (double)total)) {
+		rank = total;
+	} else {
+		rank = (uint64_t)want;
+		if ((double)rank < want)
+			rank++;	/* ceil */
+	}
 	if (rank == 0)
 		rank = 1;
 	for (unsigned b = 0; b < CS_LATENCY_BUCKETS; b++) {
