@@ -24,7 +24,9 @@ static void usage(FILE *out)
 		"Live statistics of the processes running under libcancelshim.so, one row per\n"
 		"process: a process appears once it has accepted its first client connection\n"
 		"(a prefork child: once it serves its first request). Without PIDs, every process\n"
-		"whose statistics you may read. Segments left by processes that died are removed.\n"
+		"whose statistics you may read, in this pid namespace. Segments left by processes\n"
+		"that died are removed; files that are not segments of the process they name\n"
+		"(another user's, a link, a FIFO, truncated, garbage) are skipped.\n"
 		"\n"
 		"options:\n"
 		"  -w, --watch[=SECS]  refresh every SECS seconds (default 1) with rates, like top;\n"
@@ -89,7 +91,7 @@ static int show(enum format fmt, const int *pids, size_t npids, int quiet, struc
 			continue;	/* it was there before: the process ended */
 		fprintf(stderr,
 			"cancelctl stats: no statistics for pid %d: it is not running under the shim, has not "
-			"accepted a connection yet, or belongs to another user%s\n",
+			"accepted a connection yet, belongs to another user, or runs in another pid namespace%s\n",
 			pids[i], watching == 2 && pids[i] < 100 ? " (for a refresh interval, write --watch=SECS)" : "");
 	}
 	switch (fmt) {
