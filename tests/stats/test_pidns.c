@@ -20,7 +20,11 @@ TestSuite(pidns, .fini = st_cleanup);
  * alone would condemn its segment. */
 static int absent_pid(void)
 {
-	for (int pid = 40000 + (int)(getpid() % 1000); pid < 4000000; pid += 997)
+	char *max_text = tl_read_file("/proc/sys/kernel/pid_max", NULL);
+	int max = max_text ? atoi(max_text) : 32768;
+
+	free(max_text);
+	for (int pid = max / 2 + (int)(getpid() % 1000); pid < max - 1; pid += 997)
 		if (kill(pid, 0) < 0 && kill(pid + 1, 0) < 0 && kill(pid - 1, 0) < 0)
 			return pid;
 	return -1;

@@ -15,13 +15,16 @@ TestSuite(uid_drop, .fini = st_cleanup);
 
 #define NOBODY 65534
 
-Test(uid_drop, a_server_that_drops_to_nobody_after_its_first_accept_leaves_no_segment)
+static void drops_and_leaves_nothing(const char *mode)
 {
 	if (geteuid() != 0)
 		cr_skip_test("dropping privileges needs root");
+	if (!strcmp(mode, "ebpf") && strcmp(st_expected_mode(), "ebpf"))
+		cr_skip_test("mode ebpf is not available here");
 	char *server = st_oneshot_path(), reply[64], *out = NULL, *err = NULL;
+	char *want_mode = tl_strdupf("CANCELSHIM_MODE=%s", mode);
 	const char *argv[] = { server, "--clients", "2", "--setuid", "65534", NULL };
-	const char *env[] = { "CANCELSHIM_LOG=info", NULL };
+	const char *env[] = { "CANCELSHIM_LOG=info", want_mode, NULL };
 	struct tl_proc *p = st_track(tl_spawn(argv, env, TL_SHIM));
 	cr_assert_not_null(p);
 	char *line = tl_proc_wait_line(p, "port ", 10000);
@@ -56,4 +59,15 @@ Test(uid_drop, a_server_that_drops_to_nobody_after_its_first_accept_leaves_no_se
 	free(server);
 	free(out);
 	free(err);
+	free(want_mode);
+}
+
+Test(uid_drop, a_server_that_drops_to_nobody_after_its_first_accept_leaves_no_segment_epoll)
+{
+	drops_and_leaves_nothing("epoll");
+}
+
+Test(uid_drop, a_server_that_drops_to_nobody_after_its_first_accept_leaves_no_segment_ebpf)
+{
+	drops_and_leaves_nothing("ebpf");
 }
