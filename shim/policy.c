@@ -27,6 +27,7 @@ static void register_connection(int fd, uint64_t slot)
 
 	if (!ref)
 		return;
+	cs_process_check();	/* a clone() child: not the parent's segment, epoll set */
 	cs_stats_publish();	/* a fork child's first binding: its own segment */
 	s = atomic_load(ref);
 	for (;;) {

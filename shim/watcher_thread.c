@@ -135,6 +135,7 @@ int cs_watcher_add(int fd, uint64_t slot)
 	struct epoll_event ev;
 	long r;
 
+	cs_process_check();	/* never into a parent's epoll set */
 	/* Covered by the eBPF watcher: nothing to do, no system call. */
 	if ((slot & CS_CLIENT_EBPF) && cs_ebpf_state() == CS_EBPF_LIVE) {
 		cs_stat_add(CS_STAT_REGISTERED, 1);

@@ -26,12 +26,17 @@
  * buffer gets what accept() would have put there. */
 static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int flags, int four)
 {
-	uint64_t ls = cs_fd_get(lfd);	/* before: see cs_process_accepted */
-	unsigned epoch = atomic_load_explicit(&cs_ebpf_epoch, memory_order_seq_cst);
+	uint64_t ls;
+	unsigned epoch;
 	struct sockaddr_storage peer;
 	socklen_t peer_len = sizeof peer;
 	int r;
 
+	/* A clone() child's first accept: the listener words below must be
+	 * its own (reset), not the parent's. */
+	cs_process_check();
+	ls = cs_fd_get(lfd);	/* before: see cs_process_accepted */
+	epoch = atomic_load_explicit(&cs_ebpf_epoch, memory_order_seq_cst);
 	cs_fd_accept_begin();
 	if (!(ls & CS_LISTENER_TRUSTED) || (addr && !len)) {
 		r = four ? cs_real.accept4(lfd, addr, len, flags) : cs_real.accept(lfd, addr, len);
