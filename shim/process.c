@@ -215,7 +215,8 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 	cs_conn_key_set(fd, key);
 	if (key && cs_conn_key_index(fd, key) == 0)
 		slot |= CS_CLIENT_EBPF;
-	cs_fd_exchange(fd, slot, 1);
+	if (CS_SLOT_IS_OURS(cs_fd_exchange(fd, slot, 1)))
+		cs_watcher_own_fd_lost(fd);	/* closed behind our back */
 	if (slot & CS_CLIENT_EBPF) {
 		/* Still TRUSTED now that the connection is stored? If not, the
 		 * watcher started distrusting it meanwhile (ebpf_watcher.h):

@@ -15,6 +15,7 @@
 #include "policy.h"
 #include "process.h"
 #include "real.h"
+#include "watcher.h"
 
 #define CS_EXPORT __attribute__((visibility("default")))
 
@@ -72,11 +73,16 @@ CS_EXPORT int close(int fd)
 {
 	uint64_t s = cs_fd_get(fd);
 	if (s) {
-		/* The eBPF watcher's own descriptor, closed by a program that
-		 * closes every descriptor it does not know: kept, or the
-		 * watcher would go blind. The program cannot tell. */
-		if (CS_SLOT_IS_OURS(s))
-			return 0;
+		/* One of the shim's own descriptors (the watcher's epoll set,
+		 * the eBPF watcher's), closed by a program that closes every
+		 * descriptor it does not know: kept, or the watcher would go
+		 * blind. The program cannot tell. */
+		if (CS_SLOT_IS_OURS(s)) {
+			int keep;
+			KEEP_ERRNO(keep = cs_watcher_keeps(fd));
+			if (keep)
+				return 0;
+		}
 		cs_fd_closing(fd, s);
 	}
 	return cs_real.close(fd);
@@ -85,7 +91,7 @@ CS_EXPORT int close(int fd)
 /* close_range() over [first, last] without the shim's own descriptors. */
 static int close_range_sparing(unsigned first, unsigned last, int flags)
 {
-	int own[CS_EBPF_MAX_FDS], n = cs_ebpf_own_fds(own), r = 0;
+	int own[CS_OWN_MAX_FDS], n = cs_watcher_own_fds(own), r = 0;
 
 	for (int i = 0; i < n && first <= last; i++) {
 		unsigned fd = (unsigned)own[i];
@@ -111,11 +117,11 @@ CS_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 
 CS_EXPORT void closefrom(int lowfd)
 {
-	int own[CS_EBPF_MAX_FDS];
+	int own[CS_OWN_MAX_FDS];
 
 	if (lowfd >= 0)
 		cs_fd_closing_range((unsigned)lowfd, ~0u);
-	if (lowfd >= 0 && cs_ebpf_own_fds(own) > 0) {
+	if (lowfd >= 0 && cs_watcher_own_fds(own) > 0) {
 		int saved = errno;
 		close_range_sparing((unsigned)lowfd, ~0u, 0);
 		errno = saved;
@@ -144,19 +150,35 @@ CS_EXPORT int dup(int fd)
 	return r;
 }
 
+/* dup2/dup3 onto one of the shim's own descriptors: the shim's moves to
+ * another number first, and the application gets the number it asked for. */
+static int evict_own(int fd, int newfd)
+{
+	int lost = 0;
+	if (fd != newfd && __builtin_expect(CS_SLOT_IS_OURS(cs_fd_get(newfd)), 0))
+		KEEP_ERRNO(lost = cs_watcher_evict(newfd) < 0);
+	return lost;
+}
+
 CS_EXPORT int dup2(int fd, int newfd)
 {
+	int lost = evict_own(fd, newfd);
 	int r = cs_real.dup2(fd, newfd);
 	if (r >= 0 && fd != newfd)
 		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
+	if (lost && r >= 0)
+		KEEP_ERRNO(cs_watcher_lost(newfd));
 	return r;
 }
 
 CS_EXPORT int dup3(int fd, int newfd, int flags)
 {
+	int lost = evict_own(fd, newfd);
 	int r = cs_real.dup3(fd, newfd, flags);
 	if (r >= 0)
 		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
+	if (lost && r >= 0)
+		KEEP_ERRNO(cs_watcher_lost(newfd));
 	return r;
 }
 

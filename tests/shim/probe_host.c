@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -278,6 +279,170 @@ static int sigown(void)
 	return 0;
 }
 
+/* ---- programs that close every descriptor they do not know -------------- */
+
+/* The descriptors whose /proc/self/fd link contains what (the shim's: this
+ * program makes no epoll set or BPF object of its own); their count. */
+static int find_fds(const char *what, int *fds, int max)
+{
+	char path[64], link[64];
+	int n = 0;
+
+	for (int fd = 3; fd < 1024 && n < max; fd++) {
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		ssize_t len = readlink(path, link, sizeof link - 1);
+		if (len > 0) {
+			link[len] = 0;
+			if (strstr(link, what))
+				fds[n++] = fd;
+		}
+	}
+	return n;
+}
+
+static int find_epoll(void)
+{
+	int fd;
+	return find_fds("eventpoll", &fd, 1) == 1 ? fd : -1;
+}
+
+/* The application's own epoll set (rawclose), what it registered there, and
+ * the entries found there that it did not register. */
+static int app_ep = -1, app_fd = -1, foreign;
+
+/* Registrations in the application's set other than its own, read from
+ * /proc/self/fdinfo ("tfd:" lines), without consuming any event. */
+static int count_foreign(void)
+{
+	char path[64], buf[8192];
+	int n = 0;
+
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", app_ep);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t len = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (len <= 0)
+		return 0;
+	buf[len] = 0;
+	for (char *p = buf; (p = strstr(p, "tfd:")); p += 4)
+		n += atoi(p + 4) != app_fd;
+	return n;
+}
+
+/* One request on a fresh listener of family, whose client leaves while its
+ * thread waits upstream: 1 if that wait was cancelled. */
+static int one_request(const char *family)
+{
+	struct endpoint ep;
+	struct request q;
+	pthread_t t;
+	int l = probe_listen(family, &ep), c;
+
+	memset(&q, 0, sizeof q);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, q.up) < 0)
+		die("socketpair");
+	c = probe_connect(&ep);
+	q.fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	pthread_create(&t, NULL, serve_twice, &q);
+	write(c, "x", 1);
+	while (atomic_load(&q.phase) != 1)
+		sched_yield();
+	if (probe_wait_blocked(getpid(), atomic_load(&q.tid), 5000) < 0)
+		die("never blocked");
+	if (app_ep >= 0)
+		foreign += count_foreign();
+	probe_close_peer(c, 0);
+	/* A missed disconnect: the upstream answers, and the wait ends. */
+	struct timespec p = { 0, 1000000 };
+	for (int i = 0; i < 2000 && atomic_load(&q.phase) == 1; i++)
+		nanosleep(&p, NULL);
+	write(q.up[1], "yy", 2);
+	pthread_join(t, NULL);
+	close(q.fd);
+	close(q.up[0]);
+	close(q.up[1]);
+	close(l);
+	return q.e1 == ECANCELED;
+}
+
+#define MARK 0x5eedf00dull
+
+/* closeall loop|closefrom|close_range|dup2|rawclose: a request in flight
+ * (its connection watched), then the program closes what it does not know
+ * (or replaces the shim's epoll descriptor), then more requests. */
+static int closeall(const char *how)
+{
+	struct endpoint ep;
+	struct request q;
+	pthread_t t;
+	int l = probe_listen("unix", &ep), c, known_max, shim_ep, reuse = 0;
+
+	memset(&q, 0, sizeof q);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, q.up) < 0)
+		die("socketpair");
+	c = probe_connect(&ep);
+	q.fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	known_max = q.fd > c ? q.fd : c;
+	if (q.up[1] > known_max)
+		known_max = q.up[1];
+	pthread_create(&t, NULL, serve_twice, &q);
+	write(c, "x", 1);
+	while (atomic_load(&q.phase) != 1)
+		sched_yield();
+	if (probe_wait_blocked(getpid(), atomic_load(&q.tid), 5000) < 0)
+		die("never blocked");
+	/* In mode ebpf the instance loads now: its descriptors are among
+	 * those the program closes. */
+	struct endpoint epx;
+	probe_listen("v4", &epx);
+	if ((shim_ep = find_epoll()) < 0)
+		die("no epoll set of the shim's");
+	if (!strcmp(how, "loop")) {
+		for (int fd = known_max + 1; fd < 1024; fd++)
+			close(fd);
+	} else if (!strcmp(how, "closefrom")) {
+		closefrom(known_max + 1);
+	} else if (!strcmp(how, "close_range")) {
+		close_range((unsigned)known_max + 1, ~0u, 0);
+	} else if (!strcmp(how, "dup2")) {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int bpf[8], n = find_fds("bpf", bpf, 8);
+		if (dup2(null, shim_ep) != shim_ep)
+			die("dup2");
+		for (int i = 0; i < n; i++)
+			if (dup3(null, bpf[i], O_CLOEXEC) != bpf[i])
+				die("dup3");
+		close(null);
+	} else if (!strcmp(how, "rawclose")) {
+		syscall(SYS_close, shim_ep);
+		app_ep = epoll_create1(EPOLL_CLOEXEC);
+		reuse = app_ep == shim_ep;
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = MARK };
+		app_fd = q.up[1];
+		epoll_ctl(app_ep, EPOLL_CTL_ADD, app_fd, &ev);
+	}
+	/* The request in flight: its client leaves. */
+	probe_close_peer(c, 0);
+	struct timespec p = { 0, 1000000 };
+	for (int i = 0; i < 2000 && atomic_load(&q.phase) == 1; i++)
+		nanosleep(&p, NULL);
+	write(q.up[1], "yy", 2);
+	pthread_join(t, NULL);
+	int before = q.e1 == ECANCELED, after = 0;
+	const char *families[] = { "unix", "v4", "unix", "v4" };
+	for (int i = 0; i < 4; i++)
+		after += one_request(families[i]);
+	if (app_ep >= 0) {
+		struct epoll_event evs[16];
+		int n = epoll_wait(app_ep, evs, 16, 0);
+		for (int i = 0; i < n; i++)
+			foreign += evs[i].data.u64 != MARK;
+	}
+	out("closeall how=%s before=%d after=%d of=4 foreign=%d reuse=%d", how, before, after, foreign, reuse);
+	return 0;
+}
+
 /* host clone raw|stack FAMILY | host log plain|daemon DATAFILE | host sigown */
 int scenario_host(int argc, char **argv)
 {
@@ -287,6 +452,8 @@ int scenario_host(int argc, char **argv)
 		return daemonlike(argv[2], argc > 3 ? argv[3] : "/dev/null");
 	if (argc > 1 && !strcmp(argv[1], "sigown"))
 		return sigown();
+	if (argc > 2 && !strcmp(argv[1], "closeall"))
+		return closeall(argv[2]);
 	fprintf(stderr, "host: unknown case\n");
 	return 2;
 }

@@ -94,3 +94,29 @@ Test(host, a_program_that_uses_the_shims_signal_before_serving)
 	free(bare);
 	free(shimmed);
 }
+
+/* Programs that close every descriptor they do not know, or replace the
+ * shim's: the shim keeps (or moves, or recreates) its own, a request in
+ * flight and later ones are still cancelled, the application's own epoll set
+ * never receives the shim's registrations, and at most one line is said. */
+static void closeall_case(const char *how)
+{
+	struct probe_result r = probe_run(0, NULL, "host", "closeall", how, NULL);
+	int lines = 0;
+	for (const char *p = r.err; (p = strstr(p, "cancelshim[")); p++)
+		lines++;
+	cr_expect_eq(probe_field(&r, "closeall", "before"), 1, "%s: the request in flight is cancelled\n%s", how, r.err);
+	cr_expect_eq(probe_field(&r, "closeall", "after"), 4, "%s: later requests are cancelled\n%s", how, r.err);
+	cr_expect_eq(probe_field(&r, "closeall", "foreign"), 0, "%s: the application's epoll set got the shim's entries",
+		     how);
+	cr_expect_leq(lines, 1, "%s: at most one line\n%s", how, r.err);
+	if (!strcmp(how, "rawclose"))
+		cr_expect_eq(probe_field(&r, "closeall", "reuse"), 1, "the application's set got the shim's old number");
+	probe_result_free(&r);
+}
+
+Test(host, close_loop) { closeall_case("loop"); }
+Test(host, closefrom) { closeall_case("closefrom"); }
+Test(host, close_range) { closeall_case("close_range"); }
+Test(host, dup2_onto_the_shims_descriptors) { closeall_case("dup2"); }
+Test(host, raw_close_then_the_number_reused) { closeall_case("rawclose"); }
