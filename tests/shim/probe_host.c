@@ -368,7 +368,7 @@ static int one_request(const char *family)
 
 #define MARK 0x5eedf00dull
 
-/* closeall loop|closefrom|close_range|dup2|rawclose: a request in flight
+/* closeall loop|closefrom|close_range|dup2|rawclose|rawclosebpf: a request in flight
  * (its connection watched), then the program closes what it does not know
  * (or replaces the shim's epoll descriptor), then more requests. */
 static int closeall(const char *how)
@@ -414,6 +414,14 @@ static int closeall(const char *how)
 			if (dup3(null, bpf[i], O_CLOEXEC) != bpf[i])
 				die("dup3");
 		close(null);
+	} else if (!strcmp(how, "rawclosebpf")) {
+		/* The eBPF watcher's links (mode ebpf only), closed unseen, their
+		 * numbers reused by the program's next files. */
+		int bpf[8], n = find_fds("bpf_link", bpf, 8);
+		for (int i = 0; i < n; i++)
+			syscall(SYS_close, bpf[i]);
+		for (int i = 0; i < n; i++)
+			reuse += open("/dev/null", O_RDONLY | O_CLOEXEC) == bpf[i];
 	} else if (!strcmp(how, "rawclose")) {
 		syscall(SYS_close, shim_ep);
 		app_ep = epoll_create1(EPOLL_CLOEXEC);

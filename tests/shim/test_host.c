@@ -112,6 +112,8 @@ static void closeall_case(const char *how)
 	cr_expect_leq(lines, 1, "%s: at most one line\n%s", how, r.err);
 	if (!strcmp(how, "rawclose"))
 		cr_expect_eq(probe_field(&r, "closeall", "reuse"), 1, "the application's set got the shim's old number");
+	if (!strcmp(how, "rawclosebpf") && probe_ebpf_expected())
+		cr_expect_eq(probe_field(&r, "closeall", "reuse"), 2, "the application's files got both links' numbers");
 	probe_result_free(&r);
 }
 
@@ -120,3 +122,7 @@ Test(host, closefrom) { closeall_case("closefrom"); }
 Test(host, close_range) { closeall_case("close_range"); }
 Test(host, dup2_onto_the_shims_descriptors) { closeall_case("dup2"); }
 Test(host, raw_close_then_the_number_reused) { closeall_case("rawclose"); }
+Test(host, raw_close_of_the_ebpf_links)
+{
+	closeall_case("rawclosebpf");
+}
