@@ -17,12 +17,12 @@
 #include "watcher.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <sys/epoll.h>
-#include <fcntl.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 
 #include "ebpf_watcher.h"
