@@ -1,5 +1,7 @@
 /* See log.h. Where the lines go: the process's stderr as it was when the
- * shim loaded, and only while descriptor 2 is still that file. A daemon
+ * shim loaded, or as the program made it on purpose since (dup2/dup3 onto
+ * descriptor 2: apache and php-fpm send their children's stderr to their
+ * error log so), and only while descriptor 2 is still that file. A daemon
  * that closes 0/1/2 and opens a data file (or a socket) that lands on 2
  * must not find the shim's lines in it (hazard 9: a descriptor number is
  * not an identity). One fstat per line: lines are rare. */

@@ -15,6 +15,10 @@ extern enum cs_log_level cs_log_level;
  * load, before anything is logged (else at the first line). */
 void cs_log_init(void);
 
+/* The program made descriptor 2 its stderr on purpose (dup2/dup3 onto it):
+ * from now on lines go there. */
+#define cs_log_stderr_replaced() cs_log_init()
+
 void cs_log(enum cs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define cs_error(...) cs_log(CS_LOG_ERROR, __VA_ARGS__)

@@ -12,6 +12,7 @@
 
 #include "ebpf_watcher.h"
 #include "fdtable.h"
+#include "log.h"
 #include "policy.h"
 #include "process.h"
 #include "real.h"
@@ -166,6 +167,8 @@ CS_EXPORT int dup2(int fd, int newfd)
 	int r = cs_real.dup2(fd, newfd);
 	if (r >= 0 && fd != newfd)
 		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
+	if (r == 2)	/* a new stderr, chosen on purpose */
+		KEEP_ERRNO(cs_log_stderr_replaced());
 	if (lost && r >= 0)
 		KEEP_ERRNO(cs_watcher_lost(newfd));
 	return r;
@@ -177,6 +180,8 @@ CS_EXPORT int dup3(int fd, int newfd, int flags)
 	int r = cs_real.dup3(fd, newfd, flags);
 	if (r >= 0)
 		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
+	if (r == 2)	/* a new stderr, chosen on purpose */
+		KEEP_ERRNO(cs_log_stderr_replaced());
 	if (lost && r >= 0)
 		KEEP_ERRNO(cs_watcher_lost(newfd));
 	return r;

@@ -181,7 +181,8 @@ static int rawclone(const char *how, const char *family)
 /* ---- a daemon's descriptor 2 -------------------------------------------- */
 
 /* With "daemon": descriptors 0, 1 and 2 closed, two opened on /dev/null and
- * the data file on 2, as daemons do. Then one request, cancelled (with
+ * the data file on 2, as daemons do. With "redirect": a log file put on 2
+ * with dup2, as apache does. Then one request, cancelled (with
  * CANCELSHIM_LOG=debug the shim has plenty to say). */
 static int daemonlike(const char *mode, const char *datafile)
 {
@@ -198,6 +199,12 @@ static int daemonlike(const char *mode, const char *datafile)
 		    open(datafile, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644) != 2)
 			_exit(4);
 		write(2, "data\n", 5);
+	} else if (!strcmp(mode, "redirect")) {
+		/* Its error log made its stderr on purpose (apache, php-fpm). */
+		int log = open(datafile, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+		if (log < 0 || dup2(log, 2) != 2)
+			_exit(4);
+		close(log);
 	}
 	l = probe_listen("v4", &ep);
 	memset(&q, 0, sizeof q);
@@ -451,7 +458,7 @@ static int closeall(const char *how)
 	return 0;
 }
 
-/* host clone raw|stack FAMILY | host log plain|daemon DATAFILE | host sigown */
+/* host clone raw|stack FAMILY | host log plain|daemon|redirect FILE | host sigown */
 int scenario_host(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "clone"))

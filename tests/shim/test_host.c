@@ -61,6 +61,11 @@ Test(host, log_only_to_the_stderr_the_program_started_with)
 	cr_expect_str_eq(slurp(path), "data\nmore\n", "the shim wrote into the data file");
 	probe_result_free(&r);
 
+	/* A log put on descriptor 2 on purpose (dup2) gets them. */
+	r = probe_run(0, env, "host", "log", "redirect", path, NULL);
+	cr_expect(strstr(slurp(path), "cancelshim["), "no line in the log made stderr with dup2");
+	probe_result_free(&r);
+
 	/* A normal program still gets the lines. */
 	r = probe_run(0, env, "host", "log", "plain", path, NULL);
 	cr_expect_eq(probe_field(&r, "log", "cancelled"), 1);
