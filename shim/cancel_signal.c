@@ -23,10 +23,43 @@
 static struct sigaction app_actions[2];
 static _Atomic int app_current;
 static _Atomic int installed;
+/* Some thread may hold the signal blocked from before the handler was
+ * installed (inherited across exec, or set while the shim was inert). */
+static _Atomic int blocked_before;
 
+/* Until the machinery starts (the first thread that serves a client), the
+ * signal is the application's alone: its masks and actions pass through
+ * unchanged, and a program that never serves cannot tell the shim is there. */
 int cs_signal_is_ours(int signo)
 {
-	return signo == cs_proc.cfg.signo && atomic_load_explicit(&cs_proc.active, memory_order_relaxed);
+	return signo == cs_proc.cfg.signo && atomic_load_explicit(&installed, memory_order_acquire) &&
+	       atomic_load_explicit(&cs_proc.active, memory_order_relaxed);
+}
+
+void cs_signal_at_load(void)
+{
+	sigset_t now;
+
+	if (cs_raw4(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &now, 8) == 0 && sigismember(&now, cs_proc.cfg.signo) == 1)
+		atomic_store(&blocked_before, 1);
+}
+
+void cs_signal_mask_passed(int how, const sigset_t *set)
+{
+	if (set && how != SIG_UNBLOCK && sigismember(set, cs_proc.cfg.signo) == 1 && !atomic_load(&blocked_before))
+		atomic_store(&blocked_before, 1);
+}
+
+void cs_signal_thread_claimed(void)
+{
+	sigset_t one, old;
+
+	if (!atomic_load_explicit(&blocked_before, memory_order_relaxed))
+		return;
+	sigemptyset(&one);
+	sigaddset(&one, cs_proc.cfg.signo);
+	if (cs_raw4(SYS_rt_sigprocmask, SIG_UNBLOCK, &one, &old, 8) == 0 && sigismember(&old, cs_proc.cfg.signo) == 1)
+		cs_tls.app_blocked = 1;	/* it still reads back as blocked */
 }
 
 static void run_app_action(int signo, siginfo_t *si, void *uc)
@@ -151,8 +184,7 @@ int cs_signal_app_action(const struct sigaction *act, struct sigaction *old)
 
 const sigset_t *cs_signal_strip(const sigset_t *mask, sigset_t *copy)
 {
-	if (!mask || !atomic_load_explicit(&cs_proc.active, memory_order_relaxed) ||
-	    !sigismember(mask, cs_proc.cfg.signo))
+	if (!mask || !cs_signal_is_ours(cs_proc.cfg.signo) || !sigismember(mask, cs_proc.cfg.signo))
 		return mask;
 	*copy = *mask;
 	sigdelset(copy, cs_proc.cfg.signo);

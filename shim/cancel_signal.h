@@ -22,8 +22,22 @@ int cs_signal_send(int tid);
  * signal is the shim's handler if the shim believes it installed it. */
 void cs_signal_after_fork_child(void);
 
-/* 1 when signo is the shim's signal and the shim is active. */
+/* 1 when signo is the shim's signal, the shim is active and its handler is
+ * installed (the machinery started). Before that the signal is the
+ * application's alone: masks and actions pass through unchanged. */
 int cs_signal_is_ours(int signo);
+
+/* At load: notes whether the signal arrives blocked (inherited). */
+void cs_signal_at_load(void);
+
+/* A mask passed through unchanged before the machinery started (how, set as
+ * given to sigprocmask): notes whether it blocks the signal. */
+void cs_signal_mask_passed(int how, const sigset_t *set);
+
+/* A thread's first record (process.c): if the signal may have been blocked
+ * in it before the machinery started, it is unblocked there, and still reads
+ * back as blocked. No system call unless it may have been. */
+void cs_signal_thread_claimed(void);
 
 /* sigaction() for the shim's signal once the handler is installed: reads and
  * replaces the application's action, which the handler calls for signals the

@@ -81,6 +81,11 @@ void cs_ebpf_after_fork_child(void);
 #define CS_EBPF_MAX_FDS 4
 int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]);
 
+/* One of those descriptors was moved to number to (dup2 onto it), or was
+ * closed behind the shim's back (a new descriptor got its number). */
+void cs_ebpf_own_fd_moved(int from, int to);
+void cs_ebpf_own_fd_lost(int fd);
+
 /* "ebpf" while the instance runs, else "epoll". */
 const char *cs_ebpf_mode_name(void);
 

@@ -1,6 +1,8 @@
 /* One-line messages on stderr: "cancelshim[PID]: LEVEL: text". Written with
  * one raw write(2) so a line is never interleaved and never re-enters the
- * shim. Never call from a signal handler (it formats with vsnprintf). */
+ * shim, and only while descriptor 2 is the file it was at load (else the
+ * line is dropped). Never call from a signal handler (it formats with
+ * vsnprintf). */
 #ifndef CS_LOG_H
 #define CS_LOG_H
 
@@ -8,6 +10,14 @@
 
 /* The level in force; set once from the settings. */
 extern enum cs_log_level cs_log_level;
+
+/* Records what descriptor 2 is: the only file lines will ever go to. At
+ * load, before anything is logged (else at the first line). */
+void cs_log_init(void);
+
+/* The program made descriptor 2 its stderr on purpose (dup2/dup3 onto it):
+ * from now on lines go there. */
+#define cs_log_stderr_replaced() cs_log_init()
 
 void cs_log(enum cs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -27,6 +27,7 @@ static void register_connection(int fd, uint64_t slot)
 
 	if (!ref)
 		return;
+	cs_process_check();	/* a clone() child: not the parent's segment, epoll set */
 	cs_stats_publish();	/* a fork child's first binding: its own segment */
 	s = atomic_load(ref);
 	for (;;) {
@@ -407,6 +408,8 @@ void cs_fd_duplicated(int oldfd, int newfd)
 		s |= CS_CLIENT_SHARED;
 	}
 	prev = cs_fd_exchange(newfd, s, 1);
+	if (CS_SLOT_IS_OURS(prev))	/* ours was closed behind our back */
+		cs_watcher_own_fd_lost(newfd);
 	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT)
 		cs_stat_add(CS_STAT_DUPLICATED, 1);
 	/* dup2 over a client socket closed it implicitly. */
@@ -420,6 +423,8 @@ void cs_fd_created(int fd, enum cs_fdclass cls)
 	uint64_t prev = cs_fd_exchange(fd, cls ? CS_OTHER_MAKE(cls) : 0, 0);
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
 		unbind_if((uint32_t)prev);
+	else if (CS_SLOT_IS_OURS(prev))	/* ours was closed behind our back */
+		cs_watcher_own_fd_lost(fd);
 }
 
 void cs_fd_listening(int fd)
@@ -439,6 +444,8 @@ void cs_fd_epoll_created(int epfd)
 	uint64_t prev = cs_fd_exchange(epfd, CS_SLOT_MAKE(CS_KIND_EPOLL, 0), 0);
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
 		unbind_if((uint32_t)prev);
+	else if (CS_SLOT_IS_OURS(prev))	/* the application's set got our old number */
+		cs_watcher_own_fd_lost(epfd);
 }
 
 /* Folds what fd is into the summary of the epoll set epfd. */

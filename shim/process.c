@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -26,6 +27,29 @@ struct cs_process cs_proc = { .pid = 0, .active = 0 };
 
 static void atfork_child(void);
 
+enum { WORD_NEW = 0, WORD_ARMED = 1, WORD_RESETTING = 2 };
+
+/* Where cs_process_word points while no wiped page exists (the shim is off,
+ * or the kernel predates MADV_WIPEONFORK): never 0, nothing is detected. */
+static _Atomic int word_fallback = WORD_ARMED;
+_Atomic int *cs_process_word = &word_fallback;
+
+/* One private anonymous page, wiped in every new process. */
+static void arm_process_word(void)
+{
+	long p = cs_raw6(SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p < 0 && p > -4096)
+		return;
+	if (cs_raw3(SYS_madvise, p, 4096, MADV_WIPEONFORK) < 0) {
+		cs_raw2(SYS_munmap, p, 4096);
+		cs_info("this kernel cannot wipe a page on fork: a child made by clone() without fork is not noticed");
+		return;
+	}
+	atomic_store((_Atomic int *)p, WORD_ARMED);
+	cs_process_word = (_Atomic int *)p;
+}
+
 static const char *env(const char *name)
 {
 	return getenv(name);
@@ -38,6 +62,7 @@ __attribute__((constructor)) static void cs_load(void)
 
 	/* Even a shim that is off forwards every call, so resolve first. */
 	cs_real_resolve();
+	cs_log_init();
 	if (cs_config_load(&cs_proc.cfg, env, err, sizeof err) < 0) {
 		cs_log_level = cs_proc.cfg.log;
 		cs_error("%s; the shim is off for this process", err);
@@ -53,6 +78,8 @@ __attribute__((constructor)) static void cs_load(void)
 		cs_proc.cookie = (uint32_t)cs_proc.pid * 2654435761u ^ (uint32_t)time(NULL);
 	atomic_store(&cs_proc.next_gen, 1);
 	cs_thread_id_init();
+	arm_process_word();
+	cs_signal_at_load();
 	cs_calls_format(cs_proc.cfg.calls, calls, sizeof calls);
 	cs_signal_format(cs_proc.cfg.signo, sig, sizeof sig);
 	/* Registered now, while the process has one thread: registering it
@@ -107,7 +134,7 @@ static void forget_parent_watchers(int fd, _Atomic uint64_t *slot, void *arg)
 
 /* Only the forking thread exists in the child, and the parent's watcher
  * thread is not among the survivors. Nothing here takes a lock. */
-static void atfork_child(void)
+static void reset_in_child(void)
 {
 	cs_proc.pid = (int)cs_raw0(SYS_getpid);
 	/* A thread of the parent was starting the machinery at the fork: it
@@ -124,6 +151,32 @@ static void atfork_child(void)
 	cs_tls.loop = 0;
 }
 
+static void atfork_child(void)
+{
+	reset_in_child();
+	atomic_store(cs_process_word, WORD_ARMED);	/* the kernel wiped it */
+}
+
+/* A child made by clone() without CLONE_VM runs no fork handler: until now
+ * it shared the parent's epoll set (its connections reported to the
+ * parent's watcher, their generations colliding with the parent's), the
+ * parent's eBPF descriptors and segment. The first thread to notice resets;
+ * any other waits for it. */
+void cs_process_changed(void)
+{
+	int expected = WORD_NEW;
+
+	if (atomic_compare_exchange_strong(cs_process_word, &expected, WORD_RESETTING)) {
+		cs_thread_id_distrust();	/* glibc's descriptor holds the parent's id */
+		reset_in_child();
+		atomic_store(cs_process_word, WORD_ARMED);
+		cs_debug("a new process made without fork: the parent's watchers are forgotten");
+		return;
+	}
+	while (atomic_load(cs_process_word) == WORD_RESETTING)
+		cs_raw0(SYS_sched_yield);
+}
+
 void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_before, const struct sockaddr *peer,
 			 socklen_t peer_len)
 {
@@ -132,6 +185,7 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 
 	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
 		return;
+	cs_process_check();
 	lref = cs_fd_ref(lfd);
 	ls = lref ? atomic_load(lref) : 0;
 	if (CS_SLOT_KIND(ls) != CS_KIND_LISTENER || !(ls & CS_LISTENER_TYPE_KNOWN)) {
@@ -161,7 +215,8 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 	cs_conn_key_set(fd, key);
 	if (key && cs_conn_key_index(fd, key) == 0)
 		slot |= CS_CLIENT_EBPF;
-	cs_fd_exchange(fd, slot, 1);
+	if (CS_SLOT_IS_OURS(cs_fd_exchange(fd, slot, 1)))
+		cs_watcher_own_fd_lost(fd);	/* closed behind our back */
 	if (slot & CS_CLIENT_EBPF) {
 		/* Still TRUSTED now that the connection is stored? If not, the
 		 * watcher started distrusting it meanwhile (ebpf_watcher.h):
@@ -222,6 +277,7 @@ struct cs_thread *cs_process_thread(void)
 
 	if (t)
 		return t;
+	cs_process_check();
 	if (atomic_load(&cs_proc.machinery) != CS_MACH_RUNNING && !start_machinery())
 		return NULL;
 	t = cs_thread_claim(cs_thread_id());
@@ -231,5 +287,6 @@ struct cs_thread *cs_process_thread(void)
 	}
 	cs_tls.rec = t;
 	pthread_setspecific(cs_proc.key, t);
+	cs_signal_thread_claimed();
 	return t;
 }

@@ -40,6 +40,24 @@ struct cs_thread *cs_process_thread(void);
  * one line on stderr, every call passes through from now on. */
 void cs_process_fail(const char *what, int err);
 
+/* Non-zero in the process that armed it: a private page the kernel wipes in
+ * any new process (MADV_WIPEONFORK), so a child made without fork's
+ * handlers (clone() without CLONE_VM) finds it 0. vfork and CLONE_VM
+ * children share the memory and, rightly, the parent's state. */
+extern _Atomic int *cs_process_word;
+
+/* A new process nobody announced: resets what the parent's watchers, eBPF
+ * instance, segment and threads were (as the fork handler does). */
+void cs_process_changed(void);
+
+/* One load where the shim is about to act for the process (accept, the
+ * first registration of a connection, the machinery's start). */
+static inline void cs_process_check(void)
+{
+	if (__builtin_expect(!atomic_load_explicit(cs_process_word, memory_order_relaxed), 0))
+		cs_process_changed();
+}
+
 /* A generation that is never 0. */
 uint32_t cs_process_new_gen(void);
 

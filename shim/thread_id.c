@@ -60,3 +60,8 @@ int cs_thread_id(void)
 	}
 	return tid;
 }
+
+void cs_thread_id_distrust(void)
+{
+	atomic_store(&offset, UNUSABLE);
+}

@@ -8,4 +8,8 @@ void cs_thread_id_init(void);
 
 int cs_thread_id(void);
 
+/* In a child made by clone() without fork's bookkeeping: glibc's descriptor
+ * of the cloning thread still holds the parent's id, so gettid it is. */
+void cs_thread_id_distrust(void);
+
 #endif

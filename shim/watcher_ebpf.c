@@ -64,6 +64,8 @@ int cs_ebpf_poll_ms(void) { return -1; }
 void cs_ebpf_tick(void) {}
 void cs_ebpf_after_fork_child(void) {}
 int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]) { (void)fds; return 0; }
+void cs_ebpf_own_fd_moved(int from, int to) { (void)from, (void)to; }
+void cs_ebpf_own_fd_lost(int fd) { (void)fd; }
 
 #else
 
@@ -627,6 +629,49 @@ int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS])
 		return 0;
 	memcpy(fds, own_fds, sizeof own_fds);
 	return n_own;
+}
+
+/* dup2 onto one of ours: the caller (watcher_thread.c) duplicated it to
+ * to and marked that; the records follow. */
+void cs_ebpf_own_fd_moved(int from, int to)
+{
+	int *fields[] = { &skel->links.on_set_state_fd, &skel->links.on_receive_reset_fd, &skel->maps.lports.map_fd,
+			  &skel->maps.events.map_fd };
+
+	if (atomic_load(&state) != CS_EBPF_LIVE)
+		return;
+	for (int i = 0; i < 4; i++)
+		if (*fields[i] == from)
+			*fields[i] = to;
+	for (int i = 0; i < n_own; i++)
+		if (own_fds[i] == from)
+			own_fds[i] = to;
+	/* Ascending again, for the close_range wrapper. */
+	for (int i = 1; i < n_own; i++)
+		for (int j = i; j > 0 && own_fds[j - 1] > own_fds[j]; j--) {
+			int t = own_fds[j];
+			own_fds[j] = own_fds[j - 1];
+			own_fds[j - 1] = t;
+		}
+}
+
+/* Closed behind the shim's back (a raw close: the wrappers spare them): the
+ * instance may be blind from now on, so epoll watches every connection. */
+void cs_ebpf_own_fd_lost(int fd)
+{
+	int i, expected = CS_EBPF_LIVE;
+
+	for (i = 0; i < n_own && own_fds[i] != fd; i++)
+		;
+	if (i == n_own)
+		return;
+	for (; i + 1 < n_own; i++)
+		own_fds[i] = own_fds[i + 1];
+	n_own--;
+	if (atomic_compare_exchange_strong(&state, &expected, CS_EBPF_FAILED)) {
+		cs_warn("the application closed the eBPF watcher's descriptor %d behind the shim's back; using epoll", fd);
+		cs_watcher_rewatch_all();
+	}
 }
 
 #endif

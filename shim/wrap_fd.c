@@ -12,9 +12,11 @@
 
 #include "ebpf_watcher.h"
 #include "fdtable.h"
+#include "log.h"
 #include "policy.h"
 #include "process.h"
 #include "real.h"
+#include "watcher.h"
 
 #define CS_EXPORT __attribute__((visibility("default")))
 
@@ -26,12 +28,17 @@
  * buffer gets what accept() would have put there. */
 static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int flags, int four)
 {
-	uint64_t ls = cs_fd_get(lfd);	/* before: see cs_process_accepted */
-	unsigned epoch = atomic_load_explicit(&cs_ebpf_epoch, memory_order_seq_cst);
+	uint64_t ls;
+	unsigned epoch;
 	struct sockaddr_storage peer;
 	socklen_t peer_len = sizeof peer;
 	int r;
 
+	/* A clone() child's first accept: the listener words below must be
+	 * its own (reset), not the parent's. */
+	cs_process_check();
+	ls = cs_fd_get(lfd);	/* before: see cs_process_accepted */
+	epoch = atomic_load_explicit(&cs_ebpf_epoch, memory_order_seq_cst);
 	cs_fd_accept_begin();
 	if (!(ls & CS_LISTENER_TRUSTED) || (addr && !len)) {
 		r = four ? cs_real.accept4(lfd, addr, len, flags) : cs_real.accept(lfd, addr, len);
@@ -67,11 +74,16 @@ CS_EXPORT int close(int fd)
 {
 	uint64_t s = cs_fd_get(fd);
 	if (s) {
-		/* The eBPF watcher's own descriptor, closed by a program that
-		 * closes every descriptor it does not know: kept, or the
-		 * watcher would go blind. The program cannot tell. */
-		if (CS_SLOT_IS_OURS(s))
-			return 0;
+		/* One of the shim's own descriptors (the watcher's epoll set,
+		 * the eBPF watcher's), closed by a program that closes every
+		 * descriptor it does not know: kept, or the watcher would go
+		 * blind. The program cannot tell. */
+		if (CS_SLOT_IS_OURS(s)) {
+			int keep;
+			KEEP_ERRNO(keep = cs_watcher_keeps(fd));
+			if (keep)
+				return 0;
+		}
 		cs_fd_closing(fd, s);
 	}
 	return cs_real.close(fd);
@@ -80,7 +92,7 @@ CS_EXPORT int close(int fd)
 /* close_range() over [first, last] without the shim's own descriptors. */
 static int close_range_sparing(unsigned first, unsigned last, int flags)
 {
-	int own[CS_EBPF_MAX_FDS], n = cs_ebpf_own_fds(own), r = 0;
+	int own[CS_OWN_MAX_FDS], n = cs_watcher_own_fds(own), r = 0;
 
 	for (int i = 0; i < n && first <= last; i++) {
 		unsigned fd = (unsigned)own[i];
@@ -106,11 +118,11 @@ CS_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 
 CS_EXPORT void closefrom(int lowfd)
 {
-	int own[CS_EBPF_MAX_FDS];
+	int own[CS_OWN_MAX_FDS];
 
 	if (lowfd >= 0)
 		cs_fd_closing_range((unsigned)lowfd, ~0u);
-	if (lowfd >= 0 && cs_ebpf_own_fds(own) > 0) {
+	if (lowfd >= 0 && cs_watcher_own_fds(own) > 0) {
 		int saved = errno;
 		close_range_sparing((unsigned)lowfd, ~0u, 0);
 		errno = saved;
@@ -139,19 +151,39 @@ CS_EXPORT int dup(int fd)
 	return r;
 }
 
+/* dup2/dup3 onto one of the shim's own descriptors: the shim's moves to
+ * another number first, and the application gets the number it asked for. */
+static int evict_own(int fd, int newfd)
+{
+	int lost = 0;
+	if (fd != newfd && __builtin_expect(CS_SLOT_IS_OURS(cs_fd_get(newfd)), 0))
+		KEEP_ERRNO(lost = cs_watcher_evict(newfd) < 0);
+	return lost;
+}
+
 CS_EXPORT int dup2(int fd, int newfd)
 {
+	int lost = evict_own(fd, newfd);
 	int r = cs_real.dup2(fd, newfd);
 	if (r >= 0 && fd != newfd)
 		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
+	if (r == 2)	/* a new stderr, chosen on purpose */
+		KEEP_ERRNO(cs_log_stderr_replaced());
+	if (lost && r >= 0)
+		KEEP_ERRNO(cs_watcher_lost(newfd));
 	return r;
 }
 
 CS_EXPORT int dup3(int fd, int newfd, int flags)
 {
+	int lost = evict_own(fd, newfd);
 	int r = cs_real.dup3(fd, newfd, flags);
 	if (r >= 0)
 		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
+	if (r == 2)	/* a new stderr, chosen on purpose */
+		KEEP_ERRNO(cs_log_stderr_replaced());
+	if (lost && r >= 0)
+		KEEP_ERRNO(cs_watcher_lost(newfd));
 	return r;
 }
 

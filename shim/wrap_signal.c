@@ -1,6 +1,8 @@
-/* Interposed signal calls, for the shim's signal only: the application's
- * handler for it is kept aside and still runs (cancel_signal.c), and no mask
- * the application sets can block it. Everything else passes through. */
+/* Interposed signal calls, for the shim's signal only, once the machinery
+ * started (the first thread serving a client): the application's handler for
+ * it is kept aside and still runs (cancel_signal.c), and no mask the
+ * application sets can block it. Before that, and for every other signal,
+ * everything passes through unchanged. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -63,8 +65,14 @@ static const sigset_t *filter_mask(int how, const sigset_t *set, sigset_t *copy,
 	int signo = cs_proc.cfg.signo, member;
 
 	*wants_blocked = -1;
-	if (!set || !cs_signal_is_ours(signo))
+	if (!set)
 		return set;
+	if (!cs_signal_is_ours(signo)) {
+		/* Inert so far: unchanged, but remembered (cancel_signal.h). */
+		if (signo == cs_proc.cfg.signo && atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
+			cs_signal_mask_passed(how, set);
+		return set;
+	}
 	member = sigismember(set, signo) == 1;
 	if (how == SIG_SETMASK)
 		*wants_blocked = member;

@@ -311,6 +311,17 @@ static bool fits(uint64_t off, uint64_t count, uint64_t size, uint64_t file_size
 	return off + count * size <= file_size;
 }
 
+/* e_phnum == PN_XNUM: the real count is section 0's sh_info (the ELF
+ * extended numbering). 0 when there is no section 0 to say it, or it says 0. */
+static size_t extended_phnum(Elf *e)
+{
+	GElf_Shdr sh0;
+	Elf_Scn *scn = elf_getscn(e, 0);
+	if (!scn || !gelf_getshdr(scn, &sh0))
+		return 0;
+	return sh0.sh_info;
+}
+
 /* A file cut short (a bad download, a partial copy) cannot run: ld.so would
  * refuse it. Say so rather than guess from what is left. */
 static void check_extent(Elf *e, const GElf_Ehdr *eh, uint64_t file_size, struct elf_object *o)
@@ -319,8 +330,14 @@ static void check_extent(Elf *e, const GElf_Ehdr *eh, uint64_t file_size, struct
 	const char *what = NULL;
 	if (eh->e_phnum != PN_XNUM)
 		phnum = eh->e_phnum;
-	else if (elf_getphdrnum(e, &phnum) != 0)
-		phnum = 0;
+	else if (!(phnum = extended_phnum(e))) {
+		/* Read as "no program headers", it looked like a static-pie
+		 * executable (no PT_INTERP): it is a file nothing can load. */
+		o->corrupt = true;
+		snprintf(o->error, sizeof o->error, "e_phnum is PN_XNUM (0xffff) but section 0 holds no "
+			 "program header count: corrupt");
+		return;
+	}
 	if (phnum && !fits(eh->e_phoff, phnum, gelf_fsize(e, ELF_T_PHDR, 1, EV_CURRENT), file_size))
 		what = "the program headers lie";
 	/* The header's count; 0 means "in section 0" (extended numbering), which

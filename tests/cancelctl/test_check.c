@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,49 @@ Test(check, truncated_elf_files)
 		write_file(path, buf, cuts[i], 0755);
 		assert_unreadable(path, cuts[i] < 64 ? "ELF" : "truncated");
 	}
+}
+
+/* e_phnum == PN_XNUM (0xffff): the real count is in section 0's sh_info.
+ * Read as "no program headers", a PIE looked like a static-pie executable. */
+static void set_u16(char *b, size_t off, uint16_t v) { memcpy(b + off, &v, sizeof v); }
+static void set_u32(char *b, size_t off, uint32_t v) { memcpy(b + off, &v, sizeof v); }
+
+Test(check, extended_program_header_count)
+{
+	FILE *f = fopen(CS_TEST_PROBE, "rb");
+	cr_assert(f);
+	static char buf[1 << 20];
+	size_t size = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	uint16_t phnum;
+	uint64_t shoff;
+	memcpy(&phnum, buf + 0x38, sizeof phnum);	/* e_phnum */
+	memcpy(&shoff, buf + 0x28, sizeof shoff);	/* e_shoff */
+	cr_assert(shoff && shoff + 64 <= size, "the probe has section headers");
+	set_u16(buf, 0x38, 0xffff);
+
+	/* The count where it belongs: read, and the program is what it was. */
+	set_u32(buf, shoff + 44, phnum);	/* section 0's sh_info */
+	const char *path = scratch_path("xnum");
+	write_file(path, buf, size, 0755);
+	struct proc_result r;
+	check_json(CS_TEST_FAKESHIM, path, NULL, &r);
+	cr_assert_str_eq(json_eval(r.out, "d['kind']"), "pie-executable", "%s", r.out);
+	proc_free(&r);
+
+	/* No count in section 0: corrupt, not a static-pie executable. */
+	set_u32(buf, shoff + 44, 0);
+	path = scratch_path("xnum-none");
+	write_file(path, buf, size, 0755);
+	assert_unreadable(path, "PN_XNUM");
+
+	/* No section headers at all. */
+	memset(buf + 0x28, 0, 8);
+	set_u16(buf, 0x3c, 0);
+	set_u16(buf, 0x3e, 0);
+	path = scratch_path("xnum-nosections");
+	write_file(path, buf, size, 0755);
+	assert_unreadable(path, "PN_XNUM");
 }
 
 Test(check, garbage_empty_and_odd_files)
