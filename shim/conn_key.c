@@ -141,6 +141,11 @@ static uint64_t key_at(int fd)
 	return page ? atomic_load_explicit(KEY(page, fd & (CS_FD_PAGE_SIZE - 1)), memory_order_relaxed) : 0;
 }
 
+uint64_t cs_conn_key_get(int fd)
+{
+	return key_at(fd);
+}
+
 static int live(uint64_t entry)
 {
 	int fd = (int)(uint32_t)entry - 1;

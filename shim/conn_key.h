@@ -28,6 +28,9 @@ uint64_t cs_conn_key_from_event(int family, const uint32_t raddr[4], uint16_t rp
  * non-zero key. */
 void cs_conn_key_set(int fd, uint64_t key);
 
+/* fd's key, or 0. */
+uint64_t cs_conn_key_get(int fd);
+
 /* Adds fd (whose key was just set) to the index the watcher searches: 0, or
  * -1 if the index has no room near the key (the connection is then watched
  * with epoll). A few memory operations, no system call. */

@@ -58,6 +58,7 @@ void cs_ebpf_first_watch(void) {}
 void cs_ebpf_drain(void) {}
 void cs_ebpf_check_straddler(int fd, uint64_t slot) { (void)fd, (void)slot; }
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key) { (void)fd, (void)slot, (void)key; }
+void cs_ebpf_fd_duplicated(int oldfd, int newfd, uint64_t slot) { (void)oldfd, (void)newfd, (void)slot; }
 void cs_ebpf_machinery_started(void) {}
 int cs_ebpf_confirm_pending(int fd, uint64_t slot) { (void)fd, (void)slot; return 0; }
 int cs_ebpf_poll_ms(void) { return -1; }
@@ -505,6 +506,29 @@ void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key)
 		cs_conn_key_forget_unmatched(key);
 		cs_disconnect((uint32_t)slot, fd, rst);
 	}
+}
+
+static void recheck(int fd, _Atomic uint64_t *slot, void *arg);
+
+void cs_ebpf_fd_duplicated(int oldfd, int newfd, uint64_t slot)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(newfd);
+	uint64_t key = cs_conn_key_get(oldfd), expected = slot;
+	int checked = 0;
+
+	if (CS_SLOT_KIND(slot) != CS_KIND_CLIENT || !(slot & CS_CLIENT_EBPF) || !ref)
+		return;
+	cs_conn_key_set(newfd, key);
+	cs_conn_key_stash(newfd, cs_conn_key_stashed(oldfd));
+	if (!key || cs_conn_key_index(newfd, key) < 0) {
+		/* Not findable by key: the first call bound through newfd
+		 * registers it with epoll (watch_bound in policy.c). */
+		atomic_compare_exchange_strong(ref, &expected, slot & ~(CS_CLIENT_EBPF | CS_CLIENT_REGISTERED));
+		return;
+	}
+	/* An event handled between the copy of the word and the index found
+	 * only oldfd: ask the socket once (a dup is no hot path). */
+	recheck(newfd, ref, &checked);
 }
 
 /* Every covered connection is asked for its state, once: when the ring
