@@ -208,6 +208,20 @@ static void add_listener(int fd, _Atomic uint64_t *slot, void *arg)
 	}
 }
 
+/* The most connections one accept queue holds (net.core.somaxconn caps
+ * every backlog); 4096, the default since Linux 5.4, if it cannot be read. */
+static unsigned queue_cap(void)
+{
+	char buf[16] = { 0 };
+	long fd = cs_raw4(SYS_openat, AT_FDCWD, "/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC, 0), n;
+
+	if (fd < 0)
+		return 4096;
+	n = cs_raw3(SYS_read, fd, buf, sizeof buf - 1);
+	cs_raw1(SYS_close, fd);
+	return n > 0 && atoi(buf) > 0 ? (unsigned)atoi(buf) : 4096;
+}
+
 static int load(void)
 {
 	const char *what;
@@ -249,6 +263,7 @@ static int load(void)
 	if ((err = cs_bpf_ring_map(&ring, skel->maps.events.map_fd, DISCONNECT_RINGBUF_BYTES)))
 		goto fail;
 	dropped_seen = skel->bss->dropped;
+	cs_conn_key_size_unmatched(queue_cap());
 	keep_only_what_runs();
 	return 0;
 fail_errno:
@@ -434,6 +449,8 @@ static int bound_thread_in_call(uint32_t gen)
 	return 0;
 }
 
+static int evictions_said;
+
 static void handle(const struct disconnect_event *e)
 {
 	int rst = e->kind != DISCONNECT_FIN, fds[4], n;
@@ -447,12 +464,14 @@ static void handle(const struct disconnect_event *e)
 		return;
 	/* Noted first: an accept() that stores the key after our search
 	 * below looks here (cs_ebpf_check_accepted); one of us sees the other. */
-	cs_conn_key_note_unmatched(key, e->cookie, rst);
+	if (cs_conn_key_note_unmatched(key, e->cookie, rst) > 0 && !evictions_said++)
+		cs_info("many disconnects of unaccepted connections (a sibling process accepts them?): "
+			"the oldest notes are replaced");
 	atomic_thread_fence(memory_order_seq_cst);
 	n = cs_conn_key_find(key, fds, 4);
 	if (!n)
 		return;
-	cs_conn_key_forget_unmatched(key);
+	cs_conn_key_forget_unmatched(key, e->cookie);
 	for (int i = 0; i < n; i++) {
 		_Atomic uint64_t *ref = cs_fd_ref_existing(fds[i]);
 		uint64_t s = ref ? atomic_load(ref) : 0;
@@ -499,13 +518,17 @@ int cs_ebpf_confirm_pending(int fd, uint64_t slot)
 
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key)
 {
-	uint64_t cookie;
-	int rst;
+	uint64_t cookies[4];
+	int rsts[4], n = cs_conn_key_unmatched(key, cookies, rsts, 4);
 
-	if (cs_conn_key_unmatched(key, &cookie, &rst) && same_socket(fd, cookie)) {
-		cs_conn_key_forget_unmatched(key);
-		cs_disconnect((uint32_t)slot, fd, rst);
-	}
+	/* Usually none; two only if a peer reused its port while the first
+	 * connection, reset, still waited in the queue. */
+	for (int i = 0; i < n; i++)
+		if (same_socket(fd, cookies[i])) {
+			cs_conn_key_forget_unmatched(key, cookies[i]);
+			cs_disconnect((uint32_t)slot, fd, rsts[i]);
+			return;
+		}
 }
 
 static void recheck(int fd, _Atomic uint64_t *slot, void *arg);
