@@ -14,7 +14,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define WAIT_MS 3000	/* a wait that was not cancelled ends here: a miss */
@@ -69,7 +72,7 @@ static int not_yet_closed(const struct endpoint *ep)
 /* The shim's watcher thread (named "cancelshim"), or 0. */
 static pid_t watcher_tid(void)
 {
-	char path[64], comm[32];
+	char path[300], comm[32];
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *e;
 	pid_t tid = 0;
@@ -90,7 +93,44 @@ static pid_t watcher_tid(void)
 	return tid;
 }
 
-/* backlog FAMILY N fin|rst */
+/* The process is stopped (SIGSTOP) by a child, which plays the clients and
+ * continues it once the kernel has processed their closes. */
+static void clients_while_stopped(const struct endpoint *ep, int n, int rst)
+{
+	pid_t parent = getpid(), child = fork();
+	char path[64], buf[512];
+
+	if (child < 0)
+		die("fork");
+	if (child > 0)
+		return;
+	kill(parent, SIGSTOP);
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)parent);
+	for (;;) {	/* until the whole process is stopped */
+		FILE *f = fopen(path, "r");
+		char *p = f && fgets(buf, sizeof buf, f) ? strrchr(buf, ')') : NULL;
+		if (f)
+			fclose(f);
+		if (p && p[2] == 'T')
+			break;
+		sched_yield();
+	}
+	for (int i = 0; i < n; i++) {
+		int c = probe_connect(ep);
+		if (write(c, "x", 1) != 1)
+			_exit(3);
+		probe_close_peer(c, rst);
+	}
+	while (not_yet_closed(ep))
+		;
+	kill(parent, SIGCONT);
+	_exit(0);
+}
+
+/* backlog FAMILY N fin|rst [--no-wait|--stop]
+ * --stop: the clients come and go while the whole process is stopped.
+ * --no-wait: accept as soon as the kernel has processed the closes, racing
+ * the shim's watcher thread (which may not have read them yet). */
 int scenario_backlog(int argc, char **argv)
 {
 	struct backlog b = { 0 };
@@ -101,7 +141,7 @@ int scenario_backlog(int argc, char **argv)
 	char ch;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: backlog FAMILY N fin|rst\n");
+		fprintf(stderr, "usage: backlog FAMILY N fin|rst [--no-wait]\n");
 		return 2;
 	}
 	n = atoi(argv[2]);
@@ -119,6 +159,10 @@ int scenario_backlog(int argc, char **argv)
 	close(s);
 	close(c);
 
+	if (argc > 4 && !strcmp(argv[4], "--stop")) {
+		clients_while_stopped(&ep, n, rst);
+		goto accept_all;
+	}
 	/* The burst, while nobody accepts. */
 	for (int i = 0; i < n; i++) {
 		c = probe_connect(&ep);
@@ -131,10 +175,11 @@ int scenario_backlog(int argc, char **argv)
 			die("the clients' closes were never processed");
 	/* And the shim's watcher has read what the kernel reported (it sleeps
 	 * again): the disconnects all came before their accept. */
-	pid_t watcher = watcher_tid();
+	pid_t watcher = argc > 4 && !strcmp(argv[4], "--no-wait") ? 0 : watcher_tid();
 	if (watcher && probe_wait_blocked(getpid(), watcher, 5000) < 0)
 		die("the watcher thread never went back to sleep");
 
+accept_all:
 	w = calloc((size_t)n, sizeof *w);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -147,6 +192,8 @@ int scenario_backlog(int argc, char **argv)
 	}
 	for (int i = 0; i < n; i++)
 		pthread_join(w[i].thread, NULL);
+	while (waitpid(-1, NULL, 0) > 0)
+		;
 	out("result n=%d cancelled=%d missed=%d other=%d", n, atomic_load(&b.cancelled), atomic_load(&b.missed),
 	    atomic_load(&b.other));
 	free(w);

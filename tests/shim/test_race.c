@@ -42,18 +42,26 @@ Test(race, churn_reuses_descriptors_tcp, .timeout = 280)
  * came before any descriptor had their key, and a direct-mapped table of
  * such notes lost every one whose slot a later one took (6-9% at 300-800
  * clients). Every request must be cancelled once accepted. */
-static void queued_clients_leave(const char *family, const char *n, const char *close_how)
+static void queued_clients_leave(const char *family, const char *n, const char *close_how, const char *variant)
 {
-	struct probe_result r = probe_run(0, NULL, "backlog", family, n, close_how, NULL);
-	cr_expect_eq(probe_field(&r, "result", "missed"), 0, "%s/%s: requests of gone clients not cancelled\n%s%s",
-		     family, close_how, r.out, r.err);
+	struct probe_result r = probe_run(0, NULL, "backlog", family, n, close_how, variant, NULL);
+	cr_expect_eq(probe_field(&r, "result", "missed"), 0, "%s/%s %s: requests of gone clients not cancelled\n%s%s",
+		     family, close_how, variant ? variant : "", r.out, r.err);
 	cr_expect_eq(probe_field(&r, "result", "cancelled"), atoll(n), "%s/%s\n%s", family, close_how, r.out);
 	probe_result_free(&r);
 }
 
 Test(race, clients_leave_in_the_accept_queue, .timeout = 120)
 {
-	queued_clients_leave("v4", "500", "fin");
-	queued_clients_leave("v4", "500", "rst");
-	queued_clients_leave("v6", "500", "rst");
+	queued_clients_leave("v4", "500", "fin", NULL);
+	queued_clients_leave("v4", "500", "rst", NULL);
+	queued_clients_leave("v6", "500", "rst", NULL);
+}
+
+/* The same while the whole process is stopped (SIGSTOP, then SIGCONT once
+ * the kernel has processed every close): its watcher thread too. */
+Test(race, clients_leave_while_the_process_is_stopped, .timeout = 120)
+{
+	queued_clients_leave("v4", "500", "fin", "--stop");
+	queued_clients_leave("v6", "500", "rst", "--stop");
 }
