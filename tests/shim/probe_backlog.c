@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sched.h>
+#include <spawn.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -127,7 +128,65 @@ static void clients_while_stopped(const struct endpoint *ep, int n, int rst)
 	_exit(0);
 }
 
-/* backlog FAMILY N fin|rst [--no-wait|--stop]
+/* Workers that each accept, spawn a program (posix_spawn, which vforks)
+ * and wait for it, read the request, then wait upstream: while the clients
+ * come and go in a burst, most of them wait in the queue behind the spawns. */
+struct spawner {
+	struct backlog *b;
+	int listener, n, vfork;
+	_Atomic int taken;
+};
+
+static void *spawn_worker(void *arg)
+{
+	struct spawner *sp = arg;
+	char *const argv[] = { "true", NULL };
+	extern char **environ;
+
+	while (atomic_fetch_add(&sp->taken, 1) < sp->n) {
+		struct worker w = { .b = sp->b };
+		pid_t pid;
+		if ((w.fd = accept(sp->listener, NULL, NULL)) < 0)
+			die("accept");
+		if (sp->vfork) {
+			/* The child shares our memory, the shim's tables
+			 * included, until it execs: what it closes is its own. */
+			if ((pid = vfork()) == 0) {
+				close(w.fd);
+				execvp("true", argv);
+				_exit(127);
+			}
+			if (pid > 0)
+				waitpid(pid, NULL, 0);
+		} else if (posix_spawnp(&pid, "true", NULL, NULL, argv, environ) == 0) {
+			waitpid(pid, NULL, 0);
+		}
+		serve_one(&w);
+	}
+	return NULL;
+}
+
+static void spawn_storm(int listener, const struct endpoint *ep, struct backlog *b, int n, int rst, int use_vfork)
+{
+	struct spawner sp = { .b = b, .listener = listener, .n = n, .vfork = use_vfork };
+	pthread_t t[8];
+
+	for (int i = 0; i < 8; i++)
+		if (pthread_create(&t[i], NULL, spawn_worker, &sp))
+			die("pthread_create");
+	for (int i = 0; i < n; i++) {
+		int c = probe_connect(ep);
+		if (write(c, "x", 1) != 1)
+			die("write request");
+		probe_close_peer(c, rst);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* backlog FAMILY N fin|rst [--no-wait|--stop|--spawn]
+ * --spawn: 8 workers accept and posix_spawn per request meanwhile;
+ * --vfork: the same with vfork, the child closing the client, then exec.
  * --stop: the clients come and go while the whole process is stopped.
  * --no-wait: accept as soon as the kernel has processed the closes, racing
  * the shim's watcher thread (which may not have read them yet). */
@@ -159,6 +218,12 @@ int scenario_backlog(int argc, char **argv)
 	close(s);
 	close(c);
 
+	if (argc > 4 && (!strcmp(argv[4], "--spawn") || !strcmp(argv[4], "--vfork"))) {
+		spawn_storm(listener, &ep, &b, n, rst, !strcmp(argv[4], "--vfork"));
+		out("result n=%d cancelled=%d missed=%d other=%d", n, atomic_load(&b.cancelled), atomic_load(&b.missed),
+		    atomic_load(&b.other));
+		return 0;
+	}
 	if (argc > 4 && !strcmp(argv[4], "--stop")) {
 		clients_while_stopped(&ep, n, rst);
 		goto accept_all;
