@@ -43,17 +43,65 @@ const char *cs_ebpf_mode_name(void)
 	return atomic_load(&state) == CS_EBPF_LIVE ? "ebpf" : "epoll";
 }
 
+/* Why mode ebpf (or auto) cannot be had here, found at load but said only
+ * when it matters, once per process: at its first TCP listen, or its first
+ * accept from a TCP listener it did not make. A shell or an ls started by a
+ * server's system() says nothing. */
+static const char *unavailable;
+static enum cs_log_level unavailable_level;
+static _Atomic int unavailable_said;
+
+static void defer_unavailable(enum cs_log_level level, const char *why)
+{
+	unavailable_level = level;
+	unavailable = why;
+}
+
+/* The port of fd if it is a TCP socket (bound), else 0. */
+static uint16_t tcp_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int), sl = sizeof ss;
+	int proto = 0;
+
+	if (cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, (long)&proto, (long)&len, 0) < 0 || proto != IPPROTO_TCP)
+		return 0;
+	if (cs_raw3(SYS_getsockname, fd, &ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+/* fd listens (or is about to) while the watcher is off: if it is TCP, the
+ * reason, once. */
+static void say_unavailable_for(int fd)
+{
+	if (!unavailable || atomic_load(&unavailable_said) || cs_tls.busy || !tcp_port(fd))
+		return;
+	if (!atomic_exchange(&unavailable_said, 1))
+		cs_log(unavailable_level, "ebpf unavailable (%s); using epoll", unavailable);
+}
+
 #ifndef CS_HAVE_BPF
 
 enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
 {
 	if (mode == CS_MODE_EBPF)
-		cs_warn("CANCELSHIM_MODE=ebpf: this build has no eBPF watcher (-Dbpf=disabled); using epoll");
+		defer_unavailable(CS_LOG_WARN, "this build has no eBPF watcher (-Dbpf=disabled)");
 	return CS_EBPF_OFF;
 }
 
-void cs_ebpf_before_listen(int fd) { (void)fd; }
-void cs_ebpf_listener_met(int lfd) { (void)lfd; }
+void cs_ebpf_before_listen(int fd)
+{
+	int saved = errno;
+	say_unavailable_for(fd);
+	errno = saved;
+}
+
+void cs_ebpf_listener_met(int lfd) { say_unavailable_for(lfd); }
 void cs_ebpf_first_watch(void) {}
 void cs_ebpf_drain(void) {}
 void cs_ebpf_check_straddler(int fd, uint64_t slot) { (void)fd, (void)slot; }
@@ -137,7 +185,7 @@ enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
 		return CS_EBPF_OFF;
 	fail_level = mode == CS_MODE_EBPF ? CS_LOG_WARN : CS_LOG_INFO;
 	if ((why = missing_prerequisite())) {
-		cs_log(fail_level, "ebpf unavailable (%s); using epoll", why);
+		defer_unavailable(fail_level, why);
 		return CS_EBPF_OFF;
 	}
 	atomic_store(&state, CS_EBPF_IDLE);
@@ -308,31 +356,17 @@ static void load_once(void)
 
 /* ---- listeners ---------------------------------------------------------- */
 
-/* The port of fd if it is a TCP socket (bound), else 0. */
-static uint16_t tcp_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(int), sl = sizeof ss;
-	int proto = 0;
-
-	if (cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, (long)&proto, (long)&len, 0) < 0 || proto != IPPROTO_TCP)
-		return 0;
-	if (cs_raw3(SYS_getsockname, fd, &ss, &sl) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return 0;
-}
-
 void cs_ebpf_before_listen(int fd)
 {
 	_Atomic uint64_t *ref;
 	uint16_t port;
 	int saved = errno;
 
-	if (atomic_load(&state) == CS_EBPF_OFF || cs_tls.busy || !(port = tcp_port(fd)) || !(ref = cs_fd_ref(fd)))
+	if (atomic_load(&state) == CS_EBPF_OFF) {
+		say_unavailable_for(fd);
+		goto out;
+	}
+	if (cs_tls.busy || !(port = tcp_port(fd)) || !(ref = cs_fd_ref(fd)))
 		goto out;
 	/* Stored before looking at the state: a load running in another
 	 * thread adds it when it finishes (add_listener) if we miss it here. */
@@ -352,7 +386,11 @@ void cs_ebpf_listener_met(int lfd)
 	_Atomic uint64_t *ref = cs_fd_ref_existing(lfd);
 	uint16_t port;
 
-	if (!ref || atomic_load(&state) == CS_EBPF_OFF || !(port = tcp_port(lfd)))
+	if (atomic_load(&state) == CS_EBPF_OFF) {
+		say_unavailable_for(lfd);
+		return;
+	}
+	if (!ref || !(port = tcp_port(lfd)))
 		return;
 	atomic_fetch_or(ref, CS_LISTENER_TCP | port);
 	if (atomic_load(&state) == CS_EBPF_LIVE)
