@@ -503,8 +503,8 @@ static void handle(const struct disconnect_event *e)
 	/* Noted first: an accept() that stores the key after our search
 	 * below looks here (cs_ebpf_check_accepted); one of us sees the other. */
 	if (cs_conn_key_note_unmatched(key, e->cookie, rst) > 0 && !evictions_said++)
-		cs_info("many disconnects of unaccepted connections (a sibling process accepts them?): "
-			"the oldest notes are replaced");
+		cs_info("the notes of disconnects before accept are crowded (by connections another process "
+			"accepted, or not covered): the oldest are replaced");
 	atomic_thread_fence(memory_order_seq_cst);
 	n = cs_conn_key_find(key, fds, 4);
 	if (!n)
