@@ -610,6 +610,8 @@ static void recheck(int fd, _Atomic uint64_t *slot, void *arg)
 		cs_disconnect((uint32_t)s, fd, 1);
 }
 
+static void distrust_if_queued(int fd, _Atomic uint64_t *slot, void *arg);
+
 void cs_ebpf_drain(void)
 {
 	struct disconnect_event e;
@@ -624,6 +626,11 @@ void cs_ebpf_drain(void)
 		return;
 	dropped = skel->bss->dropped;
 	if (dropped != dropped_seen) {
+		/* Lost events may be of connections still queued: their
+		 * listeners are TRUSTED again only once seen empty, and what
+		 * accept takes meanwhile is watched with epoll. Then the
+		 * covered connections already accepted are asked. */
+		cs_fd_for_each(0, CS_FD_MAX - 1, distrust_if_queued, NULL);
 		cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
 		cs_warn("the eBPF ring buffer overflowed (%llu events lost); checked %d connections instead",
 			(unsigned long long)(dropped - dropped_seen), checked);

@@ -18,6 +18,7 @@
 #include <spawn.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,9 +95,26 @@ static pid_t watcher_tid(void)
 	return tid;
 }
 
+/* n clients on each of the nl endpoints: connect, send, leave; then wait
+ * until the kernel has processed every close. */
+static void clients_come_and_go(const struct endpoint *ep, int nl, int n, int rst)
+{
+	for (int l = 0; l < nl; l++)
+		for (int i = 0; i < n; i++) {
+			int c = probe_connect(&ep[l]);
+			if (write(c, "x", 1) != 1)
+				die("write request");
+			probe_close_peer(c, rst);
+		}
+	for (int l = 0; l < nl; l++)
+		for (int64_t end = probe_now_ns() + 20000000000; not_yet_closed(&ep[l]);)
+			if (probe_now_ns() > end)
+				die("the clients' closes were never processed");
+}
+
 /* The process is stopped (SIGSTOP) by a child, which plays the clients and
  * continues it once the kernel has processed their closes. */
-static void clients_while_stopped(const struct endpoint *ep, int n, int rst)
+static void clients_while_stopped(const struct endpoint *ep, int nl, int n, int rst)
 {
 	pid_t parent = getpid(), child = fork();
 	char path[64], buf[512];
@@ -116,16 +134,52 @@ static void clients_while_stopped(const struct endpoint *ep, int n, int rst)
 			break;
 		sched_yield();
 	}
-	for (int i = 0; i < n; i++) {
-		int c = probe_connect(ep);
-		if (write(c, "x", 1) != 1)
-			_exit(3);
-		probe_close_peer(c, rst);
-	}
-	while (not_yet_closed(ep))
-		;
+	clients_come_and_go(ep, nl, n, rst);
 	kill(parent, SIGCONT);
 	_exit(0);
+}
+
+/* Accepts n clients from each listener, then serves them all with a pool
+ * of threads. */
+struct pool {
+	struct backlog *b;
+	int *fds, n;
+	_Atomic int next;
+};
+
+static void *pool_worker(void *arg)
+{
+	struct pool *p = arg;
+	int i;
+
+	while ((i = atomic_fetch_add(&p->next, 1)) < p->n) {
+		struct worker w = { .b = p->b, .fd = p->fds[i] };
+		serve_one(&w);
+	}
+	return NULL;
+}
+
+static void serve_all(const int *listeners, int nl, int n, struct backlog *b)
+{
+	struct pool p = { .b = b, .n = nl * n };
+	pthread_t t[64];
+	pthread_attr_t attr;
+	int nt = p.n < 64 ? p.n : 64;
+
+	if (!(p.fds = calloc((size_t)p.n, sizeof *p.fds)))
+		die("calloc");
+	for (int l = 0; l < nl; l++)
+		for (int i = 0; i < n; i++)
+			if ((p.fds[l * n + i] = accept(listeners[l], NULL, NULL)) < 0)
+				die("accept");
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	for (int i = 0; i < nt; i++)
+		if (pthread_create(&t[i], &attr, pool_worker, &p))
+			die("pthread_create");
+	for (int i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+	free(p.fds);
 }
 
 /* Workers that each accept, spawn a program (posix_spawn, which vforks)
@@ -184,83 +238,69 @@ static void spawn_storm(int listener, const struct endpoint *ep, struct backlog 
 		pthread_join(t[i], NULL);
 }
 
-/* backlog FAMILY N fin|rst [--no-wait|--stop|--spawn]
- * --spawn: 8 workers accept and posix_spawn per request meanwhile;
- * --vfork: the same with vfork, the child closing the client, then exec.
- * --stop: the clients come and go while the whole process is stopped.
+/* backlog FAMILY N fin|rst [--no-wait|--stop|--overflow|--spawn|--vfork]
  * --no-wait: accept as soon as the kernel has processed the closes, racing
- * the shim's watcher thread (which may not have read them yet). */
+ *   the shim's watcher thread (which may not have read them yet);
+ * --stop: the clients come and go while the whole process is stopped;
+ * --overflow: the same with N clients on each of two listeners, more events
+ *   than the shim's ring buffer holds (N = 3000: 6000 events);
+ * --spawn: 8 workers accept and posix_spawn per request meanwhile;
+ * --vfork: the same with vfork, the child closing the client, then exec. */
 int scenario_backlog(int argc, char **argv)
 {
+	const char *how = argc > 4 ? argv[4] : "";
 	struct backlog b = { 0 };
-	struct endpoint ep;
-	struct worker *w;
-	pthread_attr_t attr;
-	int listener, n, rst, c, s;
+	struct endpoint ep[2];
+	int listeners[2], nl = !strcmp(how, "--overflow") ? 2 : 1, n, rst, c, s;
 	char ch;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: backlog FAMILY N fin|rst [--no-wait]\n");
+		fprintf(stderr, "usage: backlog FAMILY N fin|rst [--no-wait|--stop|--overflow|--spawn|--vfork]\n");
 		return 2;
 	}
 	n = atoi(argv[2]);
 	rst = !strcmp(argv[3], "rst");
-	listener = probe_listen(argv[1], &ep);
-	if (listen(listener, 4096) < 0)	/* room for every client */
-		die("listen");
+	/* A descriptor per client, all at once. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	for (int l = 0; l < nl; l++) {
+		listeners[l] = probe_listen(argv[1], &ep[l]);
+		if (listen(listeners[l], 4096) < 0)	/* room for every client */
+			die("listen");
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b.up) < 0)
 		die("socketpair");
 
 	/* One client served first: the shim's watcher is running. */
-	c = probe_connect(&ep);
-	if (write(c, "x", 1) != 1 || (s = accept(listener, NULL, NULL)) < 0 || read(s, &ch, 1) != 1)
+	c = probe_connect(&ep[0]);
+	if (write(c, "x", 1) != 1 || (s = accept(listeners[0], NULL, NULL)) < 0 || read(s, &ch, 1) != 1)
 		die("warm-up");
 	close(s);
 	close(c);
 
-	if (argc > 4 && (!strcmp(argv[4], "--spawn") || !strcmp(argv[4], "--vfork"))) {
-		spawn_storm(listener, &ep, &b, n, rst, !strcmp(argv[4], "--vfork"));
-		out("result n=%d cancelled=%d missed=%d other=%d", n, atomic_load(&b.cancelled), atomic_load(&b.missed),
-		    atomic_load(&b.other));
-		return 0;
+	if (!strcmp(how, "--spawn") || !strcmp(how, "--vfork")) {
+		spawn_storm(listeners[0], &ep[0], &b, n, rst, !strcmp(how, "--vfork"));
+	} else {
+		if (!strcmp(how, "--stop") || !strcmp(how, "--overflow")) {
+			clients_while_stopped(ep, nl, n, rst);
+		} else {
+			/* The burst, while nobody accepts. */
+			clients_come_and_go(ep, nl, n, rst);
+			/* And the shim's watcher has read what the kernel
+			 * reported (it sleeps again): the disconnects all came
+			 * before their accept. */
+			pid_t watcher = !strcmp(how, "--no-wait") ? 0 : watcher_tid();
+			if (watcher && probe_wait_blocked(getpid(), watcher, 5000) < 0)
+				die("the watcher thread never went back to sleep");
+		}
+		serve_all(listeners, nl, n, &b);
+		while (waitpid(-1, NULL, 0) > 0)
+			;
 	}
-	if (argc > 4 && !strcmp(argv[4], "--stop")) {
-		clients_while_stopped(&ep, n, rst);
-		goto accept_all;
-	}
-	/* The burst, while nobody accepts. */
-	for (int i = 0; i < n; i++) {
-		c = probe_connect(&ep);
-		if (write(c, "x", 1) != 1)
-			die("write request");
-		probe_close_peer(c, rst);
-	}
-	for (int64_t end = probe_now_ns() + 10000000000; not_yet_closed(&ep);)
-		if (probe_now_ns() > end)
-			die("the clients' closes were never processed");
-	/* And the shim's watcher has read what the kernel reported (it sleeps
-	 * again): the disconnects all came before their accept. */
-	pid_t watcher = argc > 4 && !strcmp(argv[4], "--no-wait") ? 0 : watcher_tid();
-	if (watcher && probe_wait_blocked(getpid(), watcher, 5000) < 0)
-		die("the watcher thread never went back to sleep");
-
-accept_all:
-	w = calloc((size_t)n, sizeof *w);
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	for (int i = 0; i < n; i++) {
-		w[i].b = &b;
-		if ((w[i].fd = accept(listener, NULL, NULL)) < 0)
-			die("accept");
-		if (pthread_create(&w[i].thread, &attr, serve_one, &w[i]))
-			die("pthread_create");
-	}
-	for (int i = 0; i < n; i++)
-		pthread_join(w[i].thread, NULL);
-	while (waitpid(-1, NULL, 0) > 0)
-		;
-	out("result n=%d cancelled=%d missed=%d other=%d", n, atomic_load(&b.cancelled), atomic_load(&b.missed),
+	out("result n=%d cancelled=%d missed=%d other=%d", nl * n, atomic_load(&b.cancelled), atomic_load(&b.missed),
 	    atomic_load(&b.other));
-	free(w);
 	return 0;
 }

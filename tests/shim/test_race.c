@@ -1,8 +1,6 @@
 /* The lost wake-up and descriptor reuse, under stress. */
 #include <criterion/criterion.h>
 
-#include <stdlib.h>
-
 #include "probe_run.h"
 
 Test(race, hundred_thousand_disconnects_around_entry, .timeout = 280)
@@ -35,33 +33,4 @@ Test(race, churn_reuses_descriptors_unix, .timeout = 280)
 Test(race, churn_reuses_descriptors_tcp, .timeout = 280)
 {
 	churn("8000", "v4");
-}
-
-/* Issue 10 item 3: hundreds of clients send a request and leave while the
- * server does not accept (slow, or stopped). In mode ebpf their disconnects
- * came before any descriptor had their key, and a direct-mapped table of
- * such notes lost every one whose slot a later one took (6-9% at 300-800
- * clients). Every request must be cancelled once accepted. */
-static void queued_clients_leave(const char *family, const char *n, const char *close_how, const char *variant)
-{
-	struct probe_result r = probe_run(0, NULL, "backlog", family, n, close_how, variant, NULL);
-	cr_expect_eq(probe_field(&r, "result", "missed"), 0, "%s/%s %s: requests of gone clients not cancelled\n%s%s",
-		     family, close_how, variant ? variant : "", r.out, r.err);
-	cr_expect_eq(probe_field(&r, "result", "cancelled"), atoll(n), "%s/%s\n%s", family, close_how, r.out);
-	probe_result_free(&r);
-}
-
-Test(race, clients_leave_in_the_accept_queue, .timeout = 120)
-{
-	queued_clients_leave("v4", "500", "fin", NULL);
-	queued_clients_leave("v4", "500", "rst", NULL);
-	queued_clients_leave("v6", "500", "rst", NULL);
-}
-
-/* The same while the whole process is stopped (SIGSTOP, then SIGCONT once
- * the kernel has processed every close): its watcher thread too. */
-Test(race, clients_leave_while_the_process_is_stopped, .timeout = 120)
-{
-	queued_clients_leave("v4", "500", "fin", "--stop");
-	queued_clients_leave("v6", "500", "rst", "--stop");
 }
