@@ -238,10 +238,11 @@ static void spawn_storm(int listener, const struct endpoint *ep, struct backlog 
 		pthread_join(t[i], NULL);
 }
 
-/* backlog FAMILY N fin|rst [--no-wait|--stop|--overflow|--spawn|--vfork]
+/* backlog FAMILY N fin|rst [--no-wait|--stop|--cold|--overflow|--spawn|--vfork]
  * --no-wait: accept as soon as the kernel has processed the closes, racing
  *   the shim's watcher thread (which may not have read them yet);
  * --stop: the clients come and go while the whole process is stopped;
+ * --cold: before the process has served anyone;
  * --overflow: the same with N clients on each of two listeners, more events
  *   than the shim's ring buffer holds (N = 3000: 6000 events);
  * --spawn: 8 workers accept and posix_spawn per request meanwhile;
@@ -255,7 +256,7 @@ int scenario_backlog(int argc, char **argv)
 	char ch;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: backlog FAMILY N fin|rst [--no-wait|--stop|--overflow|--spawn|--vfork]\n");
+		fprintf(stderr, "usage: backlog FAMILY N fin|rst [--no-wait|--stop|--cold|--overflow|--spawn|--vfork]\n");
 		return 2;
 	}
 	n = atoi(argv[2]);
@@ -274,13 +275,17 @@ int scenario_backlog(int argc, char **argv)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b.up) < 0)
 		die("socketpair");
 
-	/* One client served first: the shim's watcher is running. */
+	/* One client served first: the shim's watcher is running (--cold: not
+	 * yet, the eBPF program is quiet while the clients come and go). */
+	if (!strcmp(how, "--cold"))
+		goto burst;
 	c = probe_connect(&ep[0]);
 	if (write(c, "x", 1) != 1 || (s = accept(listeners[0], NULL, NULL)) < 0 || read(s, &ch, 1) != 1)
 		die("warm-up");
 	close(s);
 	close(c);
 
+burst:
 	if (!strcmp(how, "--spawn") || !strcmp(how, "--vfork")) {
 		spawn_storm(listeners[0], &ep[0], &b, n, rst, !strcmp(how, "--vfork"));
 	} else {
