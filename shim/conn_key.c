@@ -141,6 +141,11 @@ static uint64_t key_at(int fd)
 	return page ? atomic_load_explicit(KEY(page, fd & (CS_FD_PAGE_SIZE - 1)), memory_order_relaxed) : 0;
 }
 
+uint64_t cs_conn_key_get(int fd)
+{
+	return key_at(fd);
+}
+
 static int live(uint64_t entry)
 {
 	int fd = (int)(uint32_t)entry - 1;
@@ -206,42 +211,144 @@ int cs_conn_key_find(uint64_t key, int fds[], int max)
 }
 
 /* ---- disconnects that found no descriptor --------------------------------
- * Direct-mapped by key; written by the watcher thread only. */
-#define RECENT_SIZE 4096u
+ *
+ * A connection that waits in an accept queue has no descriptor yet, and its
+ * client may leave meanwhile: the watcher notes the disconnect here, and
+ * accept() takes it. Every queued connection's note must survive until its
+ * accept, however many others wait with it (a stopped or slow acceptor and
+ * hundreds of clients leaving): an open-addressed table, written by the
+ * watcher thread only, sized for several full accept queues (somaxconn caps
+ * each). A note leaves when accept takes it, or when the watcher finds its
+ * descriptor after all. A note is only replaced when every slot of its
+ * probe window is taken, and then the oldest goes: with the table at most a
+ * quarter full of queued connections, that is a note nobody will accept here
+ * (a sibling process sharing the listener accepted it, or it was dropped).
+ *
+ * An entry: its key (0: free), the event's cookie, and its sequence number
+ * shifted left once, with the reset bit below it. */
+#define WINDOW 32u
+#define UNMATCHED_MIN 4096u
+#define UNMATCHED_MAX (1u << 18)
 
-static struct recent {
+struct unmatched {
 	_Atomic uint64_t key;
 	_Atomic uint64_t cookie;
-	_Atomic int rst;
-} recent[RECENT_SIZE];
+	_Atomic uint64_t seq_rst;
+};
 
-void cs_conn_key_note_unmatched(uint64_t key, uint64_t cookie, int rst)
+static _Atomic(struct unmatched *) unmatched_table;
+static _Atomic unsigned unmatched_size = 16384;	/* a power of two */
+static uint64_t unmatched_seq;			/* the watcher thread's */
+static _Atomic uint64_t unmatched_evicted;
+
+void cs_conn_key_size_unmatched(unsigned queued_max)
 {
-	struct recent *r = &recent[key & (RECENT_SIZE - 1)];
+	unsigned n = UNMATCHED_MIN;
 
-	atomic_store(&r->key, 0);
-	atomic_store(&r->cookie, cookie);
-	atomic_store(&r->rst, rst);
-	atomic_store(&r->key, key);
+	if (atomic_load(&unmatched_table))
+		return;	/* sized once, before the first note */
+	while (n < UNMATCHED_MAX && n < 4 * queued_max)
+		n *= 2;
+	atomic_store(&unmatched_size, n);
 }
 
-void cs_conn_key_forget_unmatched(uint64_t key)
+/* Made by the watcher thread at its first note: never in accept(). */
+static struct unmatched *unmatched_get(void)
 {
-	struct recent *r = &recent[key & (RECENT_SIZE - 1)];
-	uint64_t k = key;
+	struct unmatched *t = atomic_load_explicit(&unmatched_table, memory_order_acquire);
+	long m;
 
-	atomic_compare_exchange_strong(&r->key, &k, 0);
+	if (t)
+		return t;
+	m = cs_raw6(SYS_mmap, 0, atomic_load(&unmatched_size) * sizeof *t, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m < 0 && m > -4096)
+		return NULL;
+	t = (struct unmatched *)m;
+	atomic_store_explicit(&unmatched_table, t, memory_order_release);
+	return t;
 }
 
-int cs_conn_key_unmatched(uint64_t key, uint64_t *cookie, int *rst)
+static struct unmatched *slot_of(struct unmatched *t, uint64_t key, unsigned i)
 {
-	struct recent *r = &recent[key & (RECENT_SIZE - 1)];
+	return &t[(key + i) & (atomic_load_explicit(&unmatched_size, memory_order_relaxed) - 1)];
+}
 
-	if (atomic_load(&r->key) != key)
+int cs_conn_key_note_unmatched(uint64_t key, uint64_t cookie, int rst)
+{
+	struct unmatched *t = unmatched_get(), *victim = NULL;
+	uint64_t oldest = UINT64_MAX;
+	int evicted = 0;
+
+	if (!t)
+		return -1;
+	for (unsigned i = 0; i < WINDOW; i++) {
+		struct unmatched *u = slot_of(t, key, i);
+		uint64_t k = atomic_load(&u->key);
+		if (!k) {
+			victim = u;
+			break;
+		}
+		if (k == key && atomic_load(&u->cookie) == cookie) {
+			victim = u;	/* another event of the same connection */
+			break;
+		}
+		if (atomic_load(&u->seq_rst) < oldest) {
+			oldest = atomic_load(&u->seq_rst);
+			victim = u;
+		}
+	}
+	if (oldest != UINT64_MAX && atomic_load(&victim->key) && atomic_load(&victim->cookie) != cookie) {
+		atomic_fetch_add(&unmatched_evicted, 1);
+		evicted = 1;
+	}
+	/* Readers check the key again after reading the rest. */
+	atomic_store(&victim->key, 0);
+	atomic_store(&victim->cookie, cookie);
+	atomic_store(&victim->seq_rst, (++unmatched_seq << 1) | (rst != 0));
+	atomic_store(&victim->key, key);
+	return evicted;
+}
+
+void cs_conn_key_forget_unmatched(uint64_t key, uint64_t cookie)
+{
+	struct unmatched *t = atomic_load_explicit(&unmatched_table, memory_order_acquire);
+
+	if (!t)
+		return;
+	for (unsigned i = 0; i < WINDOW; i++) {
+		struct unmatched *u = slot_of(t, key, i);
+		uint64_t k = key;
+		if (atomic_load(&u->key) == key && atomic_load(&u->cookie) == cookie)
+			atomic_compare_exchange_strong(&u->key, &k, 0);
+	}
+}
+
+int cs_conn_key_unmatched(uint64_t key, uint64_t cookies[], int rsts[], int max)
+{
+	struct unmatched *t = atomic_load_explicit(&unmatched_table, memory_order_acquire);
+	int n = 0;
+
+	if (!t)
 		return 0;
-	*cookie = atomic_load(&r->cookie);
-	*rst = atomic_load(&r->rst);
-	/* Overwritten meanwhile: the cookie may be another's (the caller
-	 * checks it against the socket anyway). */
-	return atomic_load(&r->key) == key;
+	for (unsigned i = 0; i < WINDOW && n < max; i++) {
+		struct unmatched *u = slot_of(t, key, i);
+		uint64_t c, sr;
+		if (atomic_load(&u->key) != key)
+			continue;
+		c = atomic_load(&u->cookie);
+		sr = atomic_load(&u->seq_rst);
+		/* Replaced meanwhile: the caller checks the cookie against the
+		 * socket anyway, this only skips a torn read. */
+		if (atomic_load(&u->key) != key)
+			continue;
+		cookies[n] = c;
+		rsts[n++] = (int)(sr & 1);
+	}
+	return n;
+}
+
+uint64_t cs_conn_key_unmatched_evicted(void)
+{
+	return atomic_load(&unmatched_evicted);
 }

@@ -28,6 +28,9 @@ uint64_t cs_conn_key_from_event(int family, const uint32_t raddr[4], uint16_t rp
  * non-zero key. */
 void cs_conn_key_set(int fd, uint64_t key);
 
+/* fd's key, or 0. */
+uint64_t cs_conn_key_get(int fd);
+
 /* Adds fd (whose key was just set) to the index the watcher searches: 0, or
  * -1 if the index has no room near the key (the connection is then watched
  * with epoll). A few memory operations, no system call. */
@@ -45,11 +48,21 @@ uint64_t cs_conn_key_stashed(int fd);
 
 /* A disconnect that arrived before its connection was accepted (it waited
  * in the accept queue) finds no descriptor. The watcher notes it here, and
- * accept() looks for its key: a small direct-mapped table, so a note lives
- * until another unmatched key takes its place. */
-void cs_conn_key_note_unmatched(uint64_t key, uint64_t cookie, int rst);
-void cs_conn_key_forget_unmatched(uint64_t key);
-/* 1 with the noted cookie and kind if key is noted, else 0. */
-int cs_conn_key_unmatched(uint64_t key, uint64_t *cookie, int *rst);
+ * accept() looks for its key. A note lives until accept takes it or the
+ * watcher forgets it; it is replaced only when its table is crowded, oldest
+ * first (conn_key.c). */
+
+/* Before the first note: how many connections the process's accept queues
+ * may hold at once (somaxconn caps each); the table is made several times
+ * that. */
+void cs_conn_key_size_unmatched(unsigned queued_max);
+/* The watcher thread only: 1 if an older note had to go, 0, or -1 if the
+ * table cannot be made. */
+int cs_conn_key_note_unmatched(uint64_t key, uint64_t cookie, int rst);
+void cs_conn_key_forget_unmatched(uint64_t key, uint64_t cookie);
+/* The notes for key: up to max cookies and kinds (1: a reset); their number. */
+int cs_conn_key_unmatched(uint64_t key, uint64_t cookies[], int rsts[], int max);
+/* Notes replaced before anyone took them, since the start. */
+uint64_t cs_conn_key_unmatched_evicted(void);
 
 #endif

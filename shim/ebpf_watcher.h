@@ -58,6 +58,12 @@ void cs_ebpf_first_watch(void);
  * disconnect come before (while it waited in the accept queue)? */
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key);
 
+/* newfd was just made a duplicate of oldfd (dup, dup2, dup3, F_DUPFD...),
+ * and its word is slot: a covered client must be findable under the new
+ * number too (the original may be closed next), so its key is copied and
+ * indexed; if the index has no room, newfd falls back to epoll. */
+void cs_ebpf_fd_duplicated(int oldfd, int newfd, uint64_t slot);
+
 /* The first call a cancel could fail, for a covered connection (slot):
  * if the watcher saw a disconnect with its key meanwhile (PENDING), the
  * cookie decides, and the connection is cancelled. 1 if it was. */

@@ -410,8 +410,10 @@ void cs_fd_duplicated(int oldfd, int newfd)
 	prev = cs_fd_exchange(newfd, s, 1);
 	if (CS_SLOT_IS_OURS(prev))	/* ours was closed behind our back */
 		cs_watcher_own_fd_lost(newfd);
-	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT)
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT) {
 		cs_stat_add(CS_STAT_DUPLICATED, 1);
+		cs_ebpf_fd_duplicated(oldfd, newfd, s);	/* findable by its key under newfd too */
+	}
 	/* dup2 over a client socket closed it implicitly. */
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT && (uint32_t)prev != (uint32_t)s)
 		unbind_if((uint32_t)prev);

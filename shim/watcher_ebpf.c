@@ -43,21 +43,70 @@ const char *cs_ebpf_mode_name(void)
 	return atomic_load(&state) == CS_EBPF_LIVE ? "ebpf" : "epoll";
 }
 
+/* Why mode ebpf (or auto) cannot be had here, found at load but said only
+ * when it matters, once per process: at its first TCP listen, or its first
+ * accept from a TCP listener it did not make. A shell or an ls started by a
+ * server's system() says nothing. */
+static const char *unavailable;
+static enum cs_log_level unavailable_level;
+static _Atomic int unavailable_said;
+
+static void defer_unavailable(enum cs_log_level level, const char *why)
+{
+	unavailable_level = level;
+	unavailable = why;
+}
+
+/* The port of fd if it is a TCP socket (bound), else 0. */
+static uint16_t tcp_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int), sl = sizeof ss;
+	int proto = 0;
+
+	if (cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, (long)&proto, (long)&len, 0) < 0 || proto != IPPROTO_TCP)
+		return 0;
+	if (cs_raw3(SYS_getsockname, fd, &ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+/* fd listens (or is about to) while the watcher is off: if it is TCP, the
+ * reason, once. */
+static void say_unavailable_for(int fd)
+{
+	if (!unavailable || atomic_load(&unavailable_said) || cs_tls.busy || !tcp_port(fd))
+		return;
+	if (!atomic_exchange(&unavailable_said, 1))
+		cs_log(unavailable_level, "ebpf unavailable (%s); using epoll", unavailable);
+}
+
 #ifndef CS_HAVE_BPF
 
 enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
 {
 	if (mode == CS_MODE_EBPF)
-		cs_warn("CANCELSHIM_MODE=ebpf: this build has no eBPF watcher (-Dbpf=disabled); using epoll");
+		defer_unavailable(CS_LOG_WARN, "this build has no eBPF watcher (-Dbpf=disabled)");
 	return CS_EBPF_OFF;
 }
 
-void cs_ebpf_before_listen(int fd) { (void)fd; }
-void cs_ebpf_listener_met(int lfd) { (void)lfd; }
+void cs_ebpf_before_listen(int fd)
+{
+	int saved = errno;
+	say_unavailable_for(fd);
+	errno = saved;
+}
+
+void cs_ebpf_listener_met(int lfd) { say_unavailable_for(lfd); }
 void cs_ebpf_first_watch(void) {}
 void cs_ebpf_drain(void) {}
 void cs_ebpf_check_straddler(int fd, uint64_t slot) { (void)fd, (void)slot; }
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key) { (void)fd, (void)slot, (void)key; }
+void cs_ebpf_fd_duplicated(int oldfd, int newfd, uint64_t slot) { (void)oldfd, (void)newfd, (void)slot; }
 void cs_ebpf_machinery_started(void) {}
 int cs_ebpf_confirm_pending(int fd, uint64_t slot) { (void)fd, (void)slot; return 0; }
 int cs_ebpf_poll_ms(void) { return -1; }
@@ -138,7 +187,7 @@ enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
 		return CS_EBPF_OFF;
 	fail_level = mode == CS_MODE_EBPF ? CS_LOG_WARN : CS_LOG_INFO;
 	if ((why = missing_prerequisite())) {
-		cs_log(fail_level, "ebpf unavailable (%s); using epoll", why);
+		defer_unavailable(fail_level, why);
 		return CS_EBPF_OFF;
 	}
 	atomic_store(&state, CS_EBPF_IDLE);
@@ -209,6 +258,20 @@ static void add_listener(int fd, _Atomic uint64_t *slot, void *arg)
 	}
 }
 
+/* The most connections one accept queue holds (net.core.somaxconn caps
+ * every backlog); 4096, the default since Linux 5.4, if it cannot be read. */
+static unsigned queue_cap(void)
+{
+	char buf[16] = { 0 };
+	long fd = cs_raw4(SYS_openat, AT_FDCWD, "/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC, 0), n;
+
+	if (fd < 0)
+		return 4096;
+	n = cs_raw3(SYS_read, fd, buf, sizeof buf - 1);
+	cs_raw1(SYS_close, fd);
+	return n > 0 && atoi(buf) > 0 ? (unsigned)atoi(buf) : 4096;
+}
+
 static int load(void)
 {
 	const char *what;
@@ -250,6 +313,7 @@ static int load(void)
 	if ((err = cs_bpf_ring_map(&ring, skel->maps.events.map_fd, DISCONNECT_RINGBUF_BYTES)))
 		goto fail;
 	dropped_seen = skel->bss->dropped;
+	cs_conn_key_size_unmatched(queue_cap());
 	keep_only_what_runs();
 	return 0;
 fail_errno:
@@ -294,31 +358,17 @@ static void load_once(void)
 
 /* ---- listeners ---------------------------------------------------------- */
 
-/* The port of fd if it is a TCP socket (bound), else 0. */
-static uint16_t tcp_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(int), sl = sizeof ss;
-	int proto = 0;
-
-	if (cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, (long)&proto, (long)&len, 0) < 0 || proto != IPPROTO_TCP)
-		return 0;
-	if (cs_raw3(SYS_getsockname, fd, &ss, &sl) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return 0;
-}
-
 void cs_ebpf_before_listen(int fd)
 {
 	_Atomic uint64_t *ref;
 	uint16_t port;
 	int saved = errno;
 
-	if (atomic_load(&state) == CS_EBPF_OFF || cs_tls.busy || !(port = tcp_port(fd)) || !(ref = cs_fd_ref(fd)))
+	if (atomic_load(&state) == CS_EBPF_OFF) {
+		say_unavailable_for(fd);
+		goto out;
+	}
+	if (cs_tls.busy || !(port = tcp_port(fd)) || !(ref = cs_fd_ref(fd)))
 		goto out;
 	/* Stored before looking at the state: a load running in another
 	 * thread adds it when it finishes (add_listener) if we miss it here. */
@@ -338,7 +388,11 @@ void cs_ebpf_listener_met(int lfd)
 	_Atomic uint64_t *ref = cs_fd_ref_existing(lfd);
 	uint16_t port;
 
-	if (!ref || atomic_load(&state) == CS_EBPF_OFF || !(port = tcp_port(lfd)))
+	if (atomic_load(&state) == CS_EBPF_OFF) {
+		say_unavailable_for(lfd);
+		return;
+	}
+	if (!ref || !(port = tcp_port(lfd)))
 		return;
 	atomic_fetch_or(ref, CS_LISTENER_TCP | port);
 	if (atomic_load(&state) == CS_EBPF_LIVE)
@@ -435,6 +489,8 @@ static int bound_thread_in_call(uint32_t gen)
 	return 0;
 }
 
+static int evictions_said;
+
 static void handle(const struct disconnect_event *e)
 {
 	int rst = e->kind != DISCONNECT_FIN, fds[4], n;
@@ -448,12 +504,14 @@ static void handle(const struct disconnect_event *e)
 		return;
 	/* Noted first: an accept() that stores the key after our search
 	 * below looks here (cs_ebpf_check_accepted); one of us sees the other. */
-	cs_conn_key_note_unmatched(key, e->cookie, rst);
+	if (cs_conn_key_note_unmatched(key, e->cookie, rst) > 0 && !evictions_said++)
+		cs_info("the notes of disconnects before accept are crowded (by connections another process "
+			"accepted, or not covered): the oldest are replaced");
 	atomic_thread_fence(memory_order_seq_cst);
 	n = cs_conn_key_find(key, fds, 4);
 	if (!n)
 		return;
-	cs_conn_key_forget_unmatched(key);
+	cs_conn_key_forget_unmatched(key, e->cookie);
 	for (int i = 0; i < n; i++) {
 		_Atomic uint64_t *ref = cs_fd_ref_existing(fds[i]);
 		uint64_t s = ref ? atomic_load(ref) : 0;
@@ -500,13 +558,40 @@ int cs_ebpf_confirm_pending(int fd, uint64_t slot)
 
 void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key)
 {
-	uint64_t cookie;
-	int rst;
+	uint64_t cookies[4];
+	int rsts[4], n = cs_conn_key_unmatched(key, cookies, rsts, 4);
 
-	if (cs_conn_key_unmatched(key, &cookie, &rst) && same_socket(fd, cookie)) {
-		cs_conn_key_forget_unmatched(key);
-		cs_disconnect((uint32_t)slot, fd, rst);
+	/* Usually none; two only if a peer reused its port while the first
+	 * connection, reset, still waited in the queue. */
+	for (int i = 0; i < n; i++)
+		if (same_socket(fd, cookies[i])) {
+			cs_conn_key_forget_unmatched(key, cookies[i]);
+			cs_disconnect((uint32_t)slot, fd, rsts[i]);
+			return;
+		}
+}
+
+static void recheck(int fd, _Atomic uint64_t *slot, void *arg);
+
+void cs_ebpf_fd_duplicated(int oldfd, int newfd, uint64_t slot)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(newfd);
+	uint64_t key = cs_conn_key_get(oldfd), expected = slot;
+	int checked = 0;
+
+	if (CS_SLOT_KIND(slot) != CS_KIND_CLIENT || !(slot & CS_CLIENT_EBPF) || !ref)
+		return;
+	cs_conn_key_set(newfd, key);
+	cs_conn_key_stash(newfd, cs_conn_key_stashed(oldfd));
+	if (!key || cs_conn_key_index(newfd, key) < 0) {
+		/* Not findable by key: the first call bound through newfd
+		 * registers it with epoll (watch_bound in policy.c). */
+		atomic_compare_exchange_strong(ref, &expected, slot & ~(CS_CLIENT_EBPF | CS_CLIENT_REGISTERED));
+		return;
 	}
+	/* An event handled between the copy of the word and the index found
+	 * only oldfd: ask the socket once (a dup is no hot path). */
+	recheck(newfd, ref, &checked);
 }
 
 /* Every covered connection is asked for its state, once: when the ring
@@ -527,6 +612,8 @@ static void recheck(int fd, _Atomic uint64_t *slot, void *arg)
 		cs_disconnect((uint32_t)s, fd, 1);
 }
 
+static void distrust_if_queued(int fd, _Atomic uint64_t *slot, void *arg);
+
 void cs_ebpf_drain(void)
 {
 	struct disconnect_event e;
@@ -541,6 +628,11 @@ void cs_ebpf_drain(void)
 		return;
 	dropped = skel->bss->dropped;
 	if (dropped != dropped_seen) {
+		/* Lost events may be of connections still queued: their
+		 * listeners are TRUSTED again only once seen empty, and what
+		 * accept takes meanwhile is watched with epoll. Then the
+		 * covered connections already accepted are asked. */
+		cs_fd_for_each(0, CS_FD_MAX - 1, distrust_if_queued, NULL);
 		cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
 		cs_warn("the eBPF ring buffer overflowed (%llu events lost); checked %d connections instead",
 			(unsigned long long)(dropped - dropped_seen), checked);

@@ -171,6 +171,29 @@ static int connect_own(struct session *s)
 	return r;
 }
 
+/* The variants that move the client to another descriptor before the
+ * request is read, then close the original. */
+static int is_move(const char *variant)
+{
+	return !strncmp(variant, "dup", 3);
+}
+
+static int move_client(int fd, const char *how)
+{
+	if (!strcmp(how, "dup"))
+		return dup(fd);
+	if (!strcmp(how, "dup2"))
+		return dup2(fd, 200);
+	if (!strcmp(how, "dup3"))
+		return dup3(fd, 201, O_CLOEXEC);
+	if (!strcmp(how, "dupfd"))
+		return fcntl(fd, F_DUPFD, 300);
+	if (!strcmp(how, "dupfd_cloexec"))
+		return fcntl(fd, F_DUPFD_CLOEXEC, 310);
+	fprintf(stderr, "cs-probe: unknown move %s\n", how);
+	exit(2);
+}
+
 static void *serve(void *arg)
 {
 	struct session *s = arg;
@@ -184,8 +207,10 @@ static void *serve(void *arg)
 		die("accept");
 	if (!strcmp(s->variant, "other"))
 		s->server2 = accept4(s->listener, NULL, NULL, SOCK_CLOEXEC);
-	if (!strcmp(s->variant, "dup")) {
-		int d = dup(s->server);
+	if (is_move(s->variant)) {
+		int d = move_client(s->server, s->variant);
+		if (d < 0)
+			die("moving the client to another descriptor");
 		close(s->server);
 		s->server = d;
 	}
@@ -228,7 +253,7 @@ static void *serve(void *arg)
 	used += snprintf(s->extra + used, sizeof s->extra - used, " own_ret=%d own_errno=%d", r, r < 0 ? errno : 0);
 
 	/* What ends the cancel. */
-	if (!strcmp(s->variant, "close") || !strcmp(s->variant, "dup") || !strcmp(s->variant, "sigmask") ||
+	if (!strcmp(s->variant, "close") || is_move(s->variant) || !strcmp(s->variant, "sigmask") ||
 	    !strcmp(s->variant, "handler")) {
 		r = close(s->server);
 		used += snprintf(s->extra + used, sizeof s->extra - used, " close_ret=%d", r);
@@ -252,7 +277,7 @@ static void *serve(void *arg)
 }
 
 /* cancel FAMILY fin|rst CALL [VARIANT] [--live MS] [--signal N]
- * VARIANT: close (default), dup, accept, other, multiplex, classes, sigmask, handler, signal */
+ * VARIANT: close (default), dup, dup2, dup3, dupfd, dupfd_cloexec, accept, other, multiplex, classes, sigmask, handler, signal */
 int scenario_cancel(int argc, char **argv)
 {
 	struct session s;

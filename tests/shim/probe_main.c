@@ -150,6 +150,7 @@ static const struct {
 	{ "fork", scenario_fork },     { "race", scenario_race },
 	{ "churn", scenario_churn },   { "spawn", scenario_spawn },     { "errno", scenario_errno },
 	{ "host", scenario_host },
+	{ "backlog", scenario_backlog },
 };
 
 int main(int argc, char **argv)

@@ -90,6 +90,23 @@ Test(cancel, tracking_survives_dup)
 	probe_result_free(&r);
 }
 
+/* Issue 10 item 2: in mode ebpf the watcher finds a connection by its key,
+ * which only the accepted descriptor had: a client moved to another number
+ * (then the original closed) was never cancelled. */
+Test(cancel, tracking_survives_a_move)
+{
+	const char *moves[] = { "dup", "dup2", "dup3", "dupfd", "dupfd_cloexec" }, *closes[] = { "fin", "rst" };
+	for (size_t m = 0; m < sizeof moves / sizeof moves[0]; m++)
+		for (int c = 0; c < 2; c++) {
+			struct probe_result r = probe_run(0, NULL, "cancel", "v4", closes[c], "recv", moves[m], NULL);
+			cr_expect_eq(probe_field(&r, "result", "first_errno"), ECANCELED, "%s/%s\n%s%s", moves[m],
+				     closes[c], r.out, r.err);
+			cr_expect_eq(probe_field(&r, "result", "after_ret"), 1, "%s: closing the moved client clears the flag",
+				     moves[m]);
+			probe_result_free(&r);
+		}
+}
+
 Test(cancel, error_path_is_spared)
 {
 	struct probe_result r = probe_run(0, NULL, "cancel", "v4", "fin", "recv", "classes", NULL);
