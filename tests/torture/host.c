@@ -165,7 +165,7 @@ static void end_client(int fd, const char *how)
 {
 	live_lock();
 	if (!strcmp(how, "range")) {
-		if (syscall(SYS_close_range, fd, fd, 0) != 0)
+		if (close_range(fd, fd, 0) != 0)
 			close(fd);
 	} else if (!strcmp(how, "over")) {
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -525,7 +525,7 @@ static void close_gap(int lo, int hi, bool any, bool use_from)
 	if (use_from)
 		closefrom(lo);
 	else
-		syscall(SYS_close_range, lo, hi, 0);
+		close_range(lo, hi, 0);
 	for (int fd = lo; fd <= hi && fd < MAXFD; fd++)
 		dummy[fd] = false;
 }
