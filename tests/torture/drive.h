@@ -32,6 +32,7 @@ struct torture_options {
 struct torture_result {
 	int actions;         /* actions executed (client starts included) */
 	int clients, stayed, left, canceled;
+	int max_cancel_ms;   /* longest time from a client leaving to its worker's report */
 	bool failed;
 	char why[512];       /* the first failure */
 };

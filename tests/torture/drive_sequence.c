@@ -77,7 +77,8 @@ struct seq {
 	size_t loglen, logcap;
 
 	int next_no, acked_no;
-	char ack[256];         /* text of the last ack */
+	int awaited_no;        /* the command wait_ack waits for */
+	char ack[256];         /* text of its ack (answers sent meanwhile ack too) */
 	int children, child_reports;
 
 	struct client cl[MAXCLIENTS];
@@ -118,6 +119,7 @@ static void note(struct seq *s, const char *fmt, ...)
 	int m = snprintf(stamp, sizeof stamp, "  %6llu ", (unsigned long long)(now_ms() % 1000000));
 	append(&s->log, &s->loglen, &s->logcap, stamp, m);
 	line[n++] = '\n';
+	line[n] = 0;
 	append(&s->log, &s->loglen, &s->logcap, line, n);
 	if (s->o->verbose)
 		fprintf(stderr, "%s%s", stamp, line);
@@ -168,6 +170,11 @@ static void client_check_done(struct seq *s, struct client *c)
 	if (!done)
 		return;
 	c->done = true;
+	if (c->left && (c->reported || c->noreq) && !c->unblocked) {
+		int ms = (int)(now_ms() - c->left_at);
+		if (ms > s->r->max_cancel_ms)
+			s->r->max_cancel_ms = ms;
+	}
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -260,7 +267,8 @@ static void on_report(struct seq *s, char *line)
 		s->ready = true;
 	} else if (sscanf(line, "ack %d", &no) == 1) {
 		s->acked_no = no;
-		snprintf(s->ack, sizeof s->ack, "%.250s", line);
+		if (no == s->awaited_no)
+			snprintf(s->ack, sizeof s->ack, "%.250s", line);
 	} else if (sscanf(line, "req cid=%d", &cid) == 1 && (c = client_by_id(s, cid))) {
 		/* read: nothing to do, the enter line follows */
 	} else if (sscanf(line, "enter cid=%d", &cid) == 1 && (c = client_by_id(s, cid))) {
@@ -462,6 +470,8 @@ static bool acked(struct seq *s, void *arg)
 
 static bool wait_ack(struct seq *s, int no)
 {
+	s->awaited_no = no;
+	s->ack[0] = 0;
 	if (pump(s, ACK_MS, acked, &no) && s->acked_no >= no)
 		return true;
 	fail(s, "hang: the host did not answer command %d within %d ms", no, ACK_MS);
