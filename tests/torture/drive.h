@@ -21,6 +21,8 @@ enum torture_gate {
 				     * the move ends the thread's binding and the disconnect is missed */
 };
 
+#define SLOW_CANCEL_MS 250
+
 struct torture_options {
 	const char *host;    /* cs-torture */
 	const char *shim;    /* libcancelshim.so */
@@ -33,6 +35,7 @@ struct torture_result {
 	int actions;         /* actions executed (client starts included) */
 	int clients, stayed, left, canceled;
 	int max_cancel_ms;   /* longest time from a client leaving to its worker's report */
+	int slow_cancels;    /* reports later than SLOW_CANCEL_MS after the client left */
 	bool failed;
 	char why[512];       /* the first failure */
 };

@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	long sequences = 0, failures = 0;
-	long actions = 0, clients = 0, stayed = 0, left = 0, canceled = 0, max_cancel_ms = 0;
+	long actions = 0, clients = 0, stayed = 0, left = 0, canceled = 0, max_cancel_ms = 0, slow = 0;
 	double start = now_s();
 	char failed_list[4096] = "";
 	for (long k = 0; k < seeds; k++) {
@@ -143,6 +143,7 @@ int main(int argc, char **argv)
 			stayed += r.stayed;
 			left += r.left;
 			canceled += r.canceled;
+			slow += r.slow_cancels;
 			if (r.max_cancel_ms > max_cancel_ms)
 				max_cancel_ms = r.max_cancel_ms;
 			if (r.failed) {
@@ -158,8 +159,9 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("torture: %ld sequences, %ld actions, %ld clients (%ld stayed, %ld left: %ld cancelled, "
-	       "the others unread), %ld failures, slowest cancel %ld ms, %.1f s\n",
-	       sequences, actions, clients, stayed, left, canceled, failures, max_cancel_ms,
+	       "the others unread), %ld failures, slowest cancel %ld ms (%ld over %d ms), %.1f s\n",
+	       sequences, actions, clients, stayed, left, canceled, failures, max_cancel_ms, slow,
+	       SLOW_CANCEL_MS,
 	       now_s() - start);
 	if (failures)
 		printf("replay with torture-drive (or tests/torture/run-long):\n%s", failed_list);

@@ -53,6 +53,8 @@ struct client {
 	uint64_t act_at, left_at, started_at;
 	char rbuf[128];
 	size_t rlen;
+	bool request_first;   /* sends its request before it is accepted */
+	char accept_cmd[96];  /* the host's command that accepts it */
 };
 
 struct seq {
@@ -174,6 +176,15 @@ static void client_check_done(struct seq *s, struct client *c)
 		int ms = (int)(now_ms() - c->left_at);
 		if (ms > s->r->max_cancel_ms)
 			s->r->max_cancel_ms = ms;
+		if (ms > SLOW_CANCEL_MS) {
+			s->r->slow_cancels++;
+			note(s, "slow cancel: client %d (%s, by %s, via %s, kind %c) reported %d ms after "
+				"it left", c->cid, fate_name[c->fate], c->rst ? "RST" : "FIN", c->via, c->kind, ms);
+			if (!s->o->verbose)
+				fprintf(stderr, "slow cancel: seed %llu mode %s client %d (%s, by %s, via %s, "
+					"kind %c): %d ms\n", (unsigned long long)s->seed, s->mode, c->cid,
+					fate_name[c->fate], c->rst ? "RST" : "FIN", c->via, c->kind, ms);
+		}
 	}
 	if (c->fd >= 0) {
 		close(c->fd);
@@ -535,7 +546,10 @@ static void send_request(struct seq *s, struct client *c)
 		fail(s, "client %d request: %s", c->cid, strerror(errno));
 }
 
-static void action_client(struct seq *s)
+/* Draws a client, connects it, and plays its part before accept: QUEUED
+ * clients (connected while the host is stopped) send their request first and
+ * either stay or leave before they are accepted. */
+static struct client *client_new(struct seq *s, bool queued)
 {
 	struct torture_rng *g = &s->rng;
 	struct client *c = &s->cl[s->ncl];
@@ -550,6 +564,8 @@ static void action_client(struct seq *s)
 
 	unsigned f = torture_below(g, 20);
 	c->fate = f < 9 ? STAY : f < 15 ? LEAVE_WAIT : f < 17 ? LEAVE_EARLY : LEAVE_ACCEPTED;
+	if (queued && c->fate != STAY)
+		c->fate = LEAVE_EARLY;
 	if (c->fate == LEAVE_EARLY && ebpf(s) && !gate(s, GATE_EBPF_QUEUED))
 		c->fate = LEAVE_ACCEPTED;
 	c->rst = torture_below(g, 2);
@@ -565,8 +581,13 @@ static void action_client(struct seq *s)
 	static const char *const ends[] = {"close", "range", "over", "closefrom"};
 	const char *end = ends[torture_below(g, thread ? 3 : 4)];
 	unsigned mask = torture_below(g, 3) == 0 ? (unsigned)torture_below(g, 1u << TORTURE_MASK_NSIG) : 0;
-	bool request_first = c->fate == LEAVE_EARLY || c->fate == LEAVE_ACCEPTED || torture_below(g, 4);
+	c->request_first = queued || c->fate == LEAVE_EARLY || c->fate == LEAVE_ACCEPTED ||
+			   torture_below(g, 4);
 	snprintf(c->token, sizeof c->token, "t%llx", (unsigned long long)(torture_next(g) & 0xffffffff));
+	char cmd[sizeof c->accept_cmd];
+	snprintf(cmd, sizeof cmd, "accept %d %s %c %s %s %s %x", c->cid, c->via, c->kind, move,
+		 where, end, mask);
+	memcpy(c->accept_cmd, cmd, sizeof cmd);
 
 	s->ncl++;
 	s->r->clients++;
@@ -574,21 +595,29 @@ static void action_client(struct seq *s)
 		s->r->stayed++;
 	else
 		s->r->left++;
-	note(s, "client %d: %s by %s, via %s, kind %c, move %s at %s, end %s, mask %#x", c->cid,
-	     fate_name[c->fate], c->rst ? "RST" : "FIN", c->via, c->kind, move, where, end, mask);
+	note(s, "client %d: %s by %s, via %s, kind %c, move %s at %s, end %s, mask %#x%s", c->cid,
+	     fate_name[c->fate], c->rst ? "RST" : "FIN", c->via, c->kind, move, where, end, mask,
+	     queued ? ", queued while the host is stopped" : "");
 
 	c->fd = connect_host(s);
-	if (c->fd < 0)
-		return;
-	if (request_first)
+	if (c->fd < 0) {
+		c->done = true;
+		return NULL;
+	}
+	if (c->request_first)
 		send_request(s, c);
 	if (c->fate == LEAVE_EARLY) {
 		client_leave(s, c);
 		c->acted = true;
 	}
-	int no = send_cmd(s, "accept %d %s %c %s %s %s %x", c->cid, c->via, c->kind, move, where,
-			  end, mask);
-	if (!wait_ack(s, no))
+	return c;
+}
+
+/* Has the host accept a client client_new connected, and plays its part
+ * after accept. */
+static void client_accept(struct seq *s, struct client *c)
+{
+	if (!wait_ack(s, send_cmd(s, "%s", c->accept_cmd)))
 		return;
 	if (strstr(s->ack, " none") || strstr(s->ack, " error")) {
 		if (c->fate == STAY)
@@ -599,7 +628,7 @@ static void action_client(struct seq *s)
 	c->accepted = true;
 	if (strstr(s->ack, " pid="))
 		s->children++;
-	if (!request_first)
+	if (!c->request_first)
 		send_request(s, c);
 	if (c->fate == LEAVE_ACCEPTED) {
 		client_leave(s, c);
@@ -607,18 +636,45 @@ static void action_client(struct seq *s)
 	}
 }
 
+static bool room_for_client(const struct seq *s)
+{
+	return in_flight(s, false) < MAXINFLIGHT && in_flight(s, true) < 4 && s->ncl < MAXCLIENTS;
+}
+
+static void action_client(struct seq *s)
+{
+	struct client *c = client_new(s, false);
+	if (c)
+		client_accept(s, c);
+}
+
 static bool host_exited(struct seq *s, int *status)
 {
 	return waitpid(s->host, status, WNOHANG) == s->host;
 }
 
+/* Stops the host; clients leave meanwhile (the ones it serves, and new ones
+ * that connect, send their request and may leave while queued); continues
+ * it and has it accept the new ones. */
 static void action_stopcont(struct seq *s)
 {
 	int ms = 1 + (int)torture_below(&s->rng, 40);
+	unsigned queue = torture_below(&s->rng, 4);
 	note(s, "SIGSTOP the host for %d ms", ms);
 	kill(s->host, SIGSTOP);
+	struct client *q[4];
+	unsigned nq = 0;
+	while (nq < queue && room_for_client(s)) {
+		struct client *c = client_new(s, true);
+		if (!c)
+			break;
+		q[nq++] = c;
+	}
 	pump(s, ms, NULL, NULL); /* clients keep leaving meanwhile */
+	note(s, "SIGCONT the host");
 	kill(s->host, SIGCONT);
+	for (unsigned i = 0; i < nq && !s->r->failed; i++)
+		client_accept(s, q[i]);
 }
 
 static void action_exec(struct seq *s)
@@ -644,7 +700,7 @@ static void one_action(struct seq *s)
 	unsigned a = torture_below(g, 100);
 	s->r->actions++;
 	if (a < 40) {
-		if (in_flight(s, false) < MAXINFLIGHT && in_flight(s, true) < 4 && s->ncl < MAXCLIENTS)
+		if (room_for_client(s))
 			action_client(s);
 		else
 			pump(s, 20, NULL, NULL);
