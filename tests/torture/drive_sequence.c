@@ -66,8 +66,7 @@ struct seq {
 
 	pid_t host;
 	int ctl, cmd, err;     /* pipes to and from the host */
-	int port, gen;
-	bool ready;
+	int port, gen;         /* gen: the last generation that said ready */
 	int up_listen, up_port;
 	int up_pending[64];    /* upstream connections not yet named ("up C") */
 
@@ -140,6 +139,28 @@ static void fail(struct seq *s, const char *fmt, ...)
 		s->r->failed = true;
 		snprintf(s->r->why, sizeof s->r->why, "%s", why);
 	}
+}
+
+/* A hang is only useful with the host's stacks: ask gdb (when installed)
+ * before the driver kills it. Every thread, every frame, into the log. */
+static void dump_host_stacks(struct seq *s)
+{
+	if (s->host <= 0 || access("/usr/bin/gdb", X_OK) != 0 || getenv("CS_TORTURE_NO_GDB"))
+		return;
+	char cmd[160];
+	snprintf(cmd, sizeof cmd,
+		 "timeout 20 /usr/bin/gdb -p %d -batch -nx -ex 'thread apply all bt' 2>&1 "
+		 "| grep -E '^(Thread|#)'", (int)s->host);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return;
+	char line[512];
+	note(s, "the host's threads (gdb):");
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = 0;
+		note(s, "    %s", line);
+	}
+	pclose(f);
 }
 
 static struct client *client_by_id(struct seq *s, int cid)
@@ -275,7 +296,6 @@ static void on_report(struct seq *s, char *line)
 	if (sscanf(line, "ready gen=%d pid=%*d port=%d", &a, &b) == 2) {
 		s->gen = a;
 		s->port = b;
-		s->ready = true;
 	} else if (sscanf(line, "ack %d", &no) == 1) {
 		s->acked_no = no;
 		if (no == s->awaited_no)
@@ -486,21 +506,23 @@ static bool wait_ack(struct seq *s, int no)
 	if (pump(s, ACK_MS, acked, &no) && s->acked_no >= no)
 		return true;
 	fail(s, "hang: the host did not answer command %d within %d ms", no, ACK_MS);
+	dump_host_stacks(s);
 	return false;
 }
 
 static bool is_ready(struct seq *s, void *arg)
 {
-	(void)arg;
-	return s->ready || s->ctl < 0;
+	return s->gen >= *(int *)arg || s->ctl < 0;
 }
 
-static bool wait_ready(struct seq *s)
+/* Waits for the host's generation WANT to say ready (its line may already
+ * have come in with the ack of the exec). */
+static bool wait_ready(struct seq *s, int want)
 {
-	s->ready = false;
-	if (pump(s, ACK_MS, is_ready, NULL) && s->ready)
+	if (pump(s, ACK_MS, is_ready, &want) && s->gen >= want)
 		return true;
-	fail(s, "hang: the host did not start (generation %d) within %d ms", s->gen + 1, ACK_MS);
+	fail(s, "hang: the host did not start (generation %d) within %d ms", want, ACK_MS);
+	dump_host_stacks(s);
 	return false;
 }
 
@@ -683,7 +705,7 @@ static void action_exec(struct seq *s)
 		return; /* exec kills the serving threads: a host does it when idle */
 	int no = send_cmd(s, "exec");
 	if (wait_ack(s, no) && !strstr(s->ack, "busy"))
-		wait_ready(s);
+		wait_ready(s, s->gen + 1);
 }
 
 static void action_signal(struct seq *s, int sig, const char *cmd)
@@ -794,7 +816,7 @@ static bool start_host(struct seq *s)
 	s->host = pid;
 	setpgid(pid, pid);
 	s->gen = -1;
-	return wait_ready(s);
+	return wait_ready(s, 0);
 }
 
 static bool all_done(struct seq *s, void *arg)
@@ -810,8 +832,10 @@ static void finish(struct seq *s)
 	if (!s->r->failed) {
 		int no = send_cmd(s, "quit");
 		pump(s, 20000, acked, &no);
-		if (s->acked_no < no)
+		if (s->acked_no < no) {
 			fail(s, "hang: the host did not quit within 20 s");
+			dump_host_stacks(s);
+		}
 	}
 	int st = 0;
 	uint64_t until = now_ms() + (s->r->failed ? 0 : 5000);
@@ -819,8 +843,10 @@ static void finish(struct seq *s)
 	while (!(exited = host_exited(s, &st)) && now_ms() < until)
 		pump(s, 10, NULL, NULL);
 	if (!exited) {
-		if (!s->r->failed)
+		if (!s->r->failed) {
 			fail(s, "hang: the host did not exit after quit");
+			dump_host_stacks(s);
+		}
 		kill(-s->host, SIGKILL);
 		waitpid(s->host, &st, 0);
 	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
