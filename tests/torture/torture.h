@@ -35,7 +35,7 @@
  *   epcheck                 every event of the application's epoll sets carries its own tag
  *   sigfd                   signalfd for SIGUSR1 (kept)
  *   sigfdread               read one SIGUSR1 from it (the driver sent one)
- *   sigwait                 sigtimedwait for SIGUSR2 (the driver sent one)
+ *   sigwait                 sigwaitinfo for SIGUSR2 (the driver sent one)
  *   quit                    wait for the workers, reap children, exit 0
  *
  * Report lines, host -> driver:
