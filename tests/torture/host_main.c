@@ -1,4 +1,5 @@
-/* cs-torture: the host program of the torture suite, run under the shim.
+/* cs-torture: the host program of the torture suite, run under the shim;
+ * this file is its main thread: it accepts and executes the commands.
  *
  * A server whose main thread executes the driver's commands (torture.h) and
  * whose workers (a pool of threads, or fork/clone children) each serve one
@@ -7,9 +8,11 @@
  * whether that call failed with ECANCELED. The driver knows which clients
  * left and checks the reports.
  *
- *   cs-torture --ctl FD --cmd FD --up PORT [--gen G --listen FD]
+ *   cs-torture --ctl FD --cmd FD --up PORT [--seed N] [--gen G --listen FD]
  */
 #include "torture.h"
+#include "host.h"
+
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,7 +20,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,79 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
+
 #define NWORKERS 4
-#define MAXFD 1024
-#define MAXJOBS 64
 
-static int ctl_fd = -1, cmd_fd = -1, listen_fd = -1, up_port, gen;
-static bool in_child; /* a fork/clone child: no other thread, no locks */
-
-/* ---- reporting: one write() per line ---------------------------------- */
-
-static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void report(const char *fmt, ...)
-{
-	char line[400];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof line - 2)
-		n = sizeof line - 2;
-	line[n++] = '\n';
-	int saved = errno;
-	(void)!write(ctl_fd, line, n);
-	errno = saved;
-}
-
-/* ---- the descriptors the host knows it holds --------------------------- */
-
-static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned char live[MAXFD]; /* 1: the host's own, never closed by a range */
-
-static void live_lock(void)
-{
-	if (!in_child)
-		pthread_mutex_lock(&live_mu);
-}
-
-static void live_unlock(void)
-{
-	if (!in_child)
-		pthread_mutex_unlock(&live_mu);
-}
-
-static void live_set(int fd, bool on)
-{
-	if (fd >= 0 && fd < MAXFD)
-		live[fd] = on;
-}
-
-static bool is_live(int fd)
-{
-	return fd >= 0 && fd < MAXFD && live[fd];
-}
-
-/* Dummies: /dev/null descriptors at TORTURE_DUMMY_BASE.., free to close. */
-static bool dummy[MAXFD];
-
-/* ---- jobs -------------------------------------------------------------- */
-
-struct job {
-	int cid;
-	int fd;      /* the client */
-	char kind;   /* r p s */
-	char move[16], where[8], end[12];
-	unsigned mask;
-	int pair;    /* kind s: the worker's end of the socketpair */
-};
-
-static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t q_cv = PTHREAD_COND_INITIALIZER;
-static struct job queue[MAXJOBS];
-static int q_head, q_len, busy; /* busy: jobs queued or being served by threads */
+static int cmd_fd = -1, listen_fd = -1, gen;
 
 /* kind s: the main thread's ends of the socketpairs, by client id */
 struct pair_end {
@@ -115,215 +48,8 @@ static struct pair_end pairs[MAXJOBS];
 
 static sigset_t base_mask; /* SIGUSR1, SIGUSR2: always blocked (signalfd, sigwaitinfo) */
 
-static sigset_t mask_of(unsigned bits)
-{
-	sigset_t s;
-	sigemptyset(&s);
-	for (int i = 0; i < TORTURE_MASK_NSIG; i++)
-		if (bits & (1u << i))
-			sigaddset(&s, torture_mask_signal(i));
-	return s;
-}
-
-/* Move a client to another descriptor and close the original; returns the
- * new descriptor (or the old one when MOVE is none or the move failed). */
-static int move_client(int fd, const char *how)
-{
-	int nfd = -1;
-	live_lock();
-	if (!strcmp(how, "dup")) {
-		nfd = dup(fd);
-	} else if (!strcmp(how, "dupfd")) {
-		nfd = fcntl(fd, F_DUPFD, 3 + fd % 7);
-	} else if (!strcmp(how, "dupfd_cloexec")) {
-		nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3 + fd % 5);
-	} else if (!strcmp(how, "dup2") || !strcmp(how, "dup3")) {
-		/* a free number in the dup2 zone: no thread opens descriptors there */
-		for (int t = TORTURE_DUP2_BASE + fd % 50; t < TORTURE_DUP2_BASE + 100; t++) {
-			if (is_live(t) || fcntl(t, F_GETFD) >= 0)
-				continue;
-			nfd = how[3] == '2' ? dup2(fd, t) : dup3(fd, t, O_CLOEXEC);
-			break;
-		}
-	} else {
-		live_unlock();
-		return fd;
-	}
-	if (nfd < 0) {
-		report("fail move %s of fd %d: errno %d", how, fd, errno);
-		live_unlock();
-		return fd;
-	}
-	live_set(nfd, true);
-	close(fd);
-	live_set(fd, false);
-	live_unlock();
-	return nfd;
-}
-
-static void end_client(int fd, const char *how)
-{
-	live_lock();
-	if (!strcmp(how, "range")) {
-		if (close_range(fd, fd, 0) != 0)
-			close(fd);
-	} else if (!strcmp(how, "over")) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (null >= 0) {
-			dup2(null, fd); /* replaces the client */
-			close(null);
-		}
-		close(fd);
-	} else {
-		close(fd);
-	}
-	live_set(fd, false);
-	live_unlock();
-}
-
-static int connect_upstream(int *err)
-{
-	live_lock();
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	live_set(s, true);
-	live_unlock();
-	if (s < 0) {
-		*err = errno;
-		return -1;
-	}
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(up_port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
-		*err = errno;
-		live_lock();
-		close(s);
-		live_set(s, false);
-		live_unlock();
-		return -1;
-	}
-	return s;
-}
-
-/* Read one line; returns its length, 0 at EOF before a newline, -1 on error. */
-static ssize_t read_line(int fd, char *buf, size_t size, bool use_recv)
-{
-	size_t len = 0;
-	while (len + 1 < size) {
-		ssize_t n = use_recv ? recv(fd, buf + len, 1, 0) : read(fd, buf + len, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n;
-		if (buf[len++] == '\n') {
-			buf[len] = 0;
-			return (ssize_t)len;
-		}
-	}
-	errno = EMSGSIZE;
-	return -1;
-}
-
-/* Serve one client: the whole life of a request. */
-static void serve(struct job *j)
-{
-	char line[128];
-	int fd = j->fd;
-	struct timeval tv = {.tv_sec = 8};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	ssize_t n = read_line(fd, line, sizeof line, false);
-	int rcid = -1;
-	char token[40] = "";
-	if (n <= 0 || sscanf(line, "req %d %39s", &rcid, token) != 2) {
-		report("noreq cid=%d errno=%d got=%zd", j->cid, n < 0 ? errno : 0, n);
-		goto out_client;
-	}
-	if (rcid != j->cid)
-		report("fail client %d got the request of client %d", j->cid, rcid);
-	report("req cid=%d", j->cid);
-	if (!strcmp(j->where, "worker"))
-		fd = move_client(fd, j->move);
-
-	sigset_t old, blk = mask_of(j->mask);
-	if (j->mask)
-		pthread_sigmask(SIG_BLOCK, &blk, &old);
-
-	int up = j->pair, err = 0;
-	const char *at = "connect";
-	if (j->kind != 's') {
-		up = connect_upstream(&err);
-		if (up >= 0) {
-			at = "send";
-			char hello[32];
-			int hl = snprintf(hello, sizeof hello, "up %d\n", j->cid);
-			if (send(up, hello, hl, MSG_NOSIGNAL) != hl)
-				err = errno;
-		}
-	}
-	char ans[128];
-	bool answered = false;
-	if (!err) {
-		at = "wait";
-		report("enter cid=%d", j->cid);
-		if (j->kind == 'p') {
-			struct pollfd p = {.fd = up, .events = POLLIN};
-			int r = poll(&p, 1, TORTURE_POLL_MS);
-			if (r < 0)
-				err = errno;
-			else if (r == 0)
-				err = ETIMEDOUT;
-		}
-		if (!err) {
-			n = read_line(up, ans, sizeof ans, true);
-			if (n > 0)
-				answered = true;
-			else
-				err = n < 0 ? errno : EPIPE;
-		}
-	}
-	if (j->mask)
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	report("done cid=%d canceled=%d errno=%d at=%s", j->cid, err == ECANCELED, err, at);
-	if (answered) {
-		char resp[160];
-		int got, rl;
-		char atok[40];
-		if (sscanf(ans, "ans %d %39s", &got, atok) != 2 || got != j->cid)
-			report("fail client %d got upstream answer '%.40s'", j->cid, ans);
-		rl = snprintf(resp, sizeof resp, "resp %d %s\n", j->cid, atok);
-		if (send(fd, resp, rl, MSG_NOSIGNAL) != rl)
-			report("fail client %d response not sent: errno %d", j->cid, errno);
-	}
-	if (up >= 0) {
-		live_lock();
-		close(up);
-		live_set(up, false);
-		live_unlock();
-	}
-out_client:
-	end_client(fd, j->end);
-}
-
-static void *worker_main(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		pthread_mutex_lock(&q_mu);
-		while (q_len == 0)
-			pthread_cond_wait(&q_cv, &q_mu);
-		struct job j = queue[q_head];
-		q_head = (q_head + 1) % MAXJOBS;
-		q_len--;
-		pthread_mutex_unlock(&q_mu);
-
-		serve(&j);
-
-		pthread_mutex_lock(&q_mu);
-		busy--;
-		pthread_cond_broadcast(&q_cv);
-		pthread_mutex_unlock(&q_mu);
-	}
-	return NULL;
-}
+/* Dummies: /dev/null descriptors at TORTURE_DUMMY_BASE.., free to close. */
+static bool dummy[MAXFD];
 
 /* ---- children ---------------------------------------------------------- */
 
@@ -402,12 +128,7 @@ static void cmd_accept(int no, const char *args)
 			}
 			live_unlock();
 		}
-		pthread_mutex_lock(&q_mu);
-		queue[(q_head + q_len) % MAXJOBS] = j;
-		q_len++;
-		busy++;
-		pthread_cond_signal(&q_cv);
-		pthread_mutex_unlock(&q_mu);
+		pool_submit(&j);
 		report("ack %d accept thread", no);
 		return;
 	}
@@ -530,7 +251,9 @@ static void close_gap(int lo, int hi, bool any, bool use_from)
 		dummy[fd] = false;
 }
 
-static unsigned seedish; /* the driver's randomness reaches us as arguments; this only picks among equals */
+/* Which of several equal descriptors an action picks: from --seed, which the
+ * driver derives from the sequence's seed, so a replay closes the same ones. */
+static unsigned seedish;
 
 static void cmd_closerange(int no, int any)
 {
@@ -622,7 +345,7 @@ static void cmd_epoll(int no, int any)
 	report("ack %d epoll fd=%d", no, ep);
 }
 
-static void cmd_epcheck(int no)
+static void check_app_epoll(void)
 {
 	for (int i = 0; i < NEPOLL; i++) {
 		if (app_ep[i] < 0)
@@ -637,6 +360,11 @@ static void cmd_epcheck(int no)
 				report("fail application epoll set %d returned foreign data %#llx",
 				       app_ep[i], (unsigned long long)evs[k].data.u64);
 	}
+}
+
+static void cmd_epcheck(int no)
+{
+	check_app_epoll();
 	report("ack %d epcheck", no);
 }
 
@@ -681,35 +409,23 @@ static void cmd_sigwait(int no)
 	report("ack %d sigwait", no);
 }
 
-static void wait_idle(int ms)
-{
-	pthread_mutex_lock(&q_mu);
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	while (busy > 0)
-		if (pthread_cond_timedwait(&q_cv, &q_mu, &until) != 0)
-			break;
-	pthread_mutex_unlock(&q_mu);
-}
-
 static void cmd_exec(int no, char *self)
 {
-	wait_idle(100);
-	if (busy > 0) {
+	if (pool_wait_idle(100) > 0) {
 		report("ack %d exec busy", no);
 		return;
 	}
 	/* A mask set through this image's wrappers does not describe the next one. */
 	pthread_sigmask(SIG_SETMASK, &base_mask, NULL);
-	char a_ctl[16], a_cmd[16], a_up[16], a_gen[16], a_listen[16];
+	char a_ctl[16], a_cmd[16], a_up[16], a_gen[16], a_listen[16], a_seed[16];
 	snprintf(a_ctl, sizeof a_ctl, "%d", ctl_fd);
 	snprintf(a_cmd, sizeof a_cmd, "%d", cmd_fd);
 	snprintf(a_up, sizeof a_up, "%d", up_port);
 	snprintf(a_gen, sizeof a_gen, "%d", gen + 1);
 	snprintf(a_listen, sizeof a_listen, "%d", listen_fd);
+	snprintf(a_seed, sizeof a_seed, "%u", seedish);
 	char *argv[] = {self, "--ctl", a_ctl, "--cmd", a_cmd, "--up", a_up,
-			"--gen", a_gen, "--listen", a_listen, NULL};
+			"--gen", a_gen, "--listen", a_listen, "--seed", a_seed, NULL};
 	report("ack %d exec", no);
 	execv("/proc/self/exe", argv);
 	report("fail exec: errno %d", errno);
@@ -740,11 +456,13 @@ int main(int argc, char **argv)
 			up_port = v;
 		else if (!strcmp(argv[i], "--gen"))
 			gen = v;
+		else if (!strcmp(argv[i], "--seed"))
+			seedish = (unsigned)strtoul(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--listen"))
 			listen_fd = v;
 	}
 	if (ctl_fd < 0 || cmd_fd < 0 || !up_port) {
-		fprintf(stderr, "usage: cs-torture --ctl FD --cmd FD --up PORT [--gen G --listen FD]\n");
+		fprintf(stderr, "usage: cs-torture --ctl FD --cmd FD --up PORT [--seed N] [--gen G --listen FD]\n");
 		return 2;
 	}
 	sigemptyset(&base_mask);
@@ -762,16 +480,8 @@ int main(int argc, char **argv)
 	struct sockaddr_in a;
 	socklen_t al = sizeof a;
 	getsockname(listen_fd, (struct sockaddr *)&a, &al);
-	seedish = (unsigned)getpid();
 
-	for (int i = 0; i < NWORKERS; i++) {
-		pthread_t t;
-		if (pthread_create(&t, NULL, worker_main, NULL) != 0) {
-			fprintf(stderr, "cs-torture: pthread_create failed\n");
-			return 2;
-		}
-		pthread_detach(t);
-	}
+	pool_start(NWORKERS);
 	report("ready gen=%d pid=%d port=%d", gen, getpid(), ntohs(a.sin_port));
 
 	char line[256];
@@ -817,10 +527,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(verb, "sigwait"))
 			cmd_sigwait(no);
 		else if (!strcmp(verb, "quit")) {
-			wait_idle(15000);
+			int busy = pool_wait_idle(15000);
 			if (busy > 0)
 				report("fail quit: %d requests still being served", busy);
-			cmd_epcheck(no);
+			check_app_epoll();
 			reap(true);
 			if (children > 0)
 				report("fail quit: %d children never exited", children);
