@@ -190,9 +190,10 @@ static void action_exec(struct seq *s)
 {
 	if (in_flight(s, true) > 0)
 		return; /* exec kills the serving threads: a host does it when idle */
+	int next_gen = s->gen + 1; /* before the ack: the new image's ready may come with it */
 	int no = send_cmd(s, "exec");
 	if (wait_ack(s, no) && !strstr(s->ack, "busy"))
-		wait_ready(s, s->gen + 1);
+		wait_ready(s, next_gen);
 }
 
 static void action_signal(struct seq *s, int sig, const char *cmd)
