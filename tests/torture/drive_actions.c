@@ -150,13 +150,32 @@ static void client_accept(struct seq *s, struct client *c)
 	}
 }
 
-static bool room_for_client(const struct seq *s)
+/* Room for CLIENTS more clients, THREADS more of them on the host's four
+ * worker threads. The driver waits for room rather than skip an action, so
+ * the actions of a seed never depend on the machine's timing. */
+struct room {
+	int clients, threads;
+};
+
+static bool has_room(struct seq *s, void *arg)
 {
-	return in_flight(s, false) < MAXINFLIGHT && in_flight(s, true) < 4 && s->ncl < MAXCLIENTS;
+	const struct room *r = arg;
+	return in_flight(s, false) + r->clients <= MAXINFLIGHT && in_flight(s, true) + r->threads <= 4;
+}
+
+static bool wait_room(struct seq *s, int clients, int threads)
+{
+	struct room r = {clients, threads};
+	if (pump(s, SERVE_MS + CANCEL_MS, has_room, &r))
+		return true;
+	fail(s, "hang: no room for %d more clients: the ones in flight never finish", clients);
+	return false;
 }
 
 static void action_client(struct seq *s)
 {
+	if (s->ncl >= MAXCLIENTS || !wait_room(s, 1, 1))
+		return;
 	struct client *c = client_new(s, false);
 	if (c)
 		client_accept(s, c);
@@ -169,11 +188,15 @@ static void action_stopcont(struct seq *s)
 {
 	int ms = 1 + (int)torture_below(&s->rng, 40);
 	unsigned queue = torture_below(&s->rng, 4);
+	if (queue > (unsigned)(MAXCLIENTS - s->ncl))
+		queue = (unsigned)(MAXCLIENTS - s->ncl);
+	if (!wait_room(s, (int)queue, (int)queue))
+		return;
 	note(s, "SIGSTOP the host for %d ms", ms);
 	kill(s->host, SIGSTOP);
 	struct client *q[4];
 	unsigned nq = 0;
-	while (nq < queue && room_for_client(s)) {
+	while (nq < queue) {
 		struct client *c = client_new(s, true);
 		if (!c)
 			break;
@@ -188,8 +211,8 @@ static void action_stopcont(struct seq *s)
 
 static void action_exec(struct seq *s)
 {
-	if (in_flight(s, true) > 0)
-		return; /* exec kills the serving threads: a host does it when idle */
+	if (!wait_room(s, 0, 4))
+		return; /* exec kills the serving threads: a host does it when they are idle */
 	int next_gen = s->gen + 1; /* before the ack: the new image's ready may come with it */
 	int no = send_cmd(s, "exec");
 	if (wait_ack(s, no) && !strstr(s->ack, "busy"))
@@ -210,10 +233,7 @@ void one_action(struct seq *s)
 	unsigned a = torture_below(g, 100);
 	s->r->actions++;
 	if (a < 40) {
-		if (room_for_client(s))
-			action_client(s);
-		else
-			pump(s, 20, NULL, NULL);
+		action_client(s);
 	} else if (a < 45) {
 		wait_ack(s, send_cmd(s, "vfork"));
 	} else if (a < 49) {
