@@ -87,6 +87,15 @@ void cs_ebpf_after_fork_child(void);
 #define CS_EBPF_MAX_FDS 4
 int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]);
 
+/* Called by every wrapper that releases descriptor numbers (close,
+ * close_range, closefrom, dup2/dup3 onto a number) before it does. While
+ * the instance loads (10-30 ms, once), the skeleton's descriptors are not
+ * known yet: a program closing every descriptor it does not know could take
+ * one of them from another thread, the load would fail, and its clean-up
+ * would then close whatever the program had reused that number for. Such
+ * calls wait for the load instead. */
+void cs_ebpf_wait_load(void);
+
 /* One of those descriptors was moved to number to (dup2 onto it), or was
  * closed behind the shim's back (a new descriptor got its number). */
 void cs_ebpf_own_fd_moved(int from, int to);

@@ -113,6 +113,7 @@ int cs_ebpf_poll_ms(void) { return -1; }
 void cs_ebpf_tick(void) {}
 void cs_ebpf_after_fork_child(void) {}
 int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]) { (void)fds; return 0; }
+void cs_ebpf_wait_load(void) {}
 void cs_ebpf_own_fd_moved(int from, int to) { (void)from, (void)to; }
 void cs_ebpf_own_fd_lost(int fd) { (void)fd; }
 
@@ -354,6 +355,15 @@ static void load_once(void)
 		atomic_store(&state, CS_EBPF_FAILED);
 	}
 	cs_tls.busy = busy;
+}
+
+void cs_ebpf_wait_load(void)
+{
+	/* The loading thread's own closes (busy) must not wait for itself. */
+	if (__builtin_expect(atomic_load_explicit(&state, memory_order_acquire) != CS_EBPF_LOADING, 1) || cs_tls.busy)
+		return;
+	while (atomic_load(&state) == CS_EBPF_LOADING)
+		cs_raw0(SYS_sched_yield);
 }
 
 /* ---- listeners ---------------------------------------------------------- */

@@ -72,7 +72,10 @@ CS_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
  * number can be handed to another thread's accept at once. */
 CS_EXPORT int close(int fd)
 {
-	uint64_t s = cs_fd_get(fd);
+	uint64_t s;
+
+	cs_ebpf_wait_load();
+	s = cs_fd_get(fd);
 	if (s) {
 		/* One of the shim's own descriptors (the watcher's epoll set,
 		 * the eBPF watcher's), closed by a program that closes every
@@ -111,6 +114,7 @@ static int close_range_sparing(unsigned first, unsigned last, int flags)
 
 CS_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
+	cs_ebpf_wait_load();
 	if (!(flags & CLOSE_RANGE_CLOEXEC))
 		cs_fd_closing_range(first, last);
 	return close_range_sparing(first, last, flags);
@@ -120,6 +124,7 @@ CS_EXPORT void closefrom(int lowfd)
 {
 	int own[CS_OWN_MAX_FDS];
 
+	cs_ebpf_wait_load();
 	if (lowfd >= 0)
 		cs_fd_closing_range((unsigned)lowfd, ~0u);
 	if (lowfd >= 0 && cs_watcher_own_fds(own) > 0) {
@@ -156,6 +161,8 @@ CS_EXPORT int dup(int fd)
 static int evict_own(int fd, int newfd)
 {
 	int lost = 0;
+
+	cs_ebpf_wait_load();	/* newfd is released too */
 	if (fd != newfd && __builtin_expect(CS_SLOT_IS_OURS(cs_fd_get(newfd)), 0))
 		KEEP_ERRNO(lost = cs_watcher_evict(newfd) < 0);
 	return lost;
