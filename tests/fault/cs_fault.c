@@ -2,7 +2,7 @@
  *
  *   cs-fault --syscall NAME [--nth N | --all | --site 0xOFF] [--errno NAME]
  *            [--anywhere] [--arg I=V] [--arg-set I] [--skip LO-HI]...
- *            [--lib SUBSTR] [--hide-seccomp] [--report FILE]
+ *            [--lib SUBSTR] [--hide-seccomp] [--watch NAME]... [--report FILE]
  *            [--shm-size BYTES [--fill-shm]] [--nofile N] [--memlock N] [--nproc N]
  *            -- PROGRAM ARGS...
  *
@@ -22,6 +22,9 @@
  * (--arg-set). Every other call continues unchanged.
  *
  * --syscall none injects nothing and installs no filter (the limits only).
+ *
+ * --watch NAME (repeatable) counts the shim's calls of NAME by call site,
+ * injecting nothing: what the suite's discovery run uses.
  *
  * --hide-seccomp: the shim never loads eBPF under a seccomp filter (it reads
  * "Seccomp:" in /proc/self/status). To test mode ebpf under the injector,
@@ -77,18 +80,19 @@ static struct {
 	struct { unsigned long lo, hi; } skip[MAX_SKIP];
 	int nskip;
 	long shm_size, nofile, memlock, nproc;
-	int fill_shm;
-} opt = { .err = EPERM, .arg_idx = -1, .arg_set_idx = -1, .lib = "libcancelshim.so",
+	int fill_shm, none;
+	int watch[64], nwatch;	/* --watch: only counted */
+} opt = { .nr = -1, .err = EPERM, .arg_idx = -1, .arg_set_idx = -1, .lib = "libcancelshim.so",
 	  .shm_size = -1, .nofile = -1, .memlock = -1, .nproc = -1 };
 
-static struct site { unsigned long off; long calls, failed; } sites[MAX_SITES];
+static struct site { int nr; unsigned long off; long calls, failed; } sites[MAX_SITES];
 static int nsites;
 static long eligible, injected;
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: cs-fault --syscall NAME [--nth N|--all|--site 0xOFF] [--errno NAME] [--anywhere]\n"
-			"       [--arg I=V] [--arg-set I] [--skip LO-HI]... [--lib SUBSTR] [--hide-seccomp]\n"
+			"       [--arg I=V] [--arg-set I] [--skip LO-HI]... [--lib SUBSTR] [--hide-seccomp] [--watch NAME]...\n"
 			"       [--report FILE] [--shm-size B [--fill-shm]] [--nofile N] [--memlock N] [--nproc N] -- PROGRAM ARGS...\n");
 	exit(2);
 }
@@ -153,15 +157,24 @@ static int skipped(unsigned long off)
 	return 0;
 }
 
-static struct site *site_of(unsigned long off)
+static struct site *site_of(int nr, unsigned long off)
 {
 	for (int i = 0; i < nsites; i++)
-		if (sites[i].off == off)
+		if (sites[i].nr == nr && sites[i].off == off)
 			return &sites[i];
 	if (nsites == MAX_SITES)
 		return &sites[MAX_SITES - 1];
+	sites[nsites].nr = nr;
 	sites[nsites].off = off;
 	return &sites[nsites++];
+}
+
+static int watched(int nr)
+{
+	for (int i = 0; i < opt.nwatch; i++)
+		if (opt.watch[i] == nr)
+			return 1;
+	return 0;
 }
 
 /* ---- the decision ------------------------------------------------------- */
@@ -184,10 +197,15 @@ static int decide(const struct seccomp_notif *n, int *ours)
 	int fail;
 
 	*ours = lib;
-	if (n->data.nr != opt.nr || !args_match(&n->data) || !(lib || opt.anywhere))
+	if (n->data.nr != opt.nr) {
+		if (lib && watched(n->data.nr))
+			site_of(n->data.nr, off)->calls++;
+		return 0;
+	}
+	if (!args_match(&n->data) || !(lib || opt.anywhere))
 		return 0;
 	eligible++;
-	s = site_of(lib ? off : 0);
+	s = site_of(n->data.nr, lib ? off : 0);
 	s->calls++;
 	fail = opt.all || (opt.nth && eligible == opt.nth) || (opt.site && lib && off == opt.site);
 	if (!fail)
@@ -255,19 +273,30 @@ static int answer_status_open(int listener, const struct seccomp_notif *n)
 
 /* ---- the child ---------------------------------------------------------- */
 
+/* Notifies the calls of the injected system call, of openat with
+ * --hide-seccomp and of the --watch list; allows everything else. */
 static int install_filter(void)
 {
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)opt.nr, 2, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, opt.hide_seccomp ? SYS_openat : ~0U, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	};
-	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+	unsigned nrs[68], count = 0;
+	struct sock_filter f[4 + 68 + 2];
+	struct sock_fprog prog = { .filter = f };
+	unsigned short len = 0;
+
+	if (opt.nr >= 0)
+		nrs[count++] = (unsigned)opt.nr;
+	if (opt.hide_seccomp)
+		nrs[count++] = SYS_openat;
+	for (int i = 0; i < opt.nwatch; i++)
+		nrs[count++] = (unsigned)opt.watch[i];
+	f[len++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	f[len++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	f[len++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[len++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	for (unsigned i = 0; i < count; i++)	/* a match jumps to the last instruction */
+		f[len++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nrs[i], (unsigned char)(count - i), 0);
+	f[len++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[len++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
+	prog.len = len;
 
 	if (geteuid() != 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return -1;
@@ -341,7 +370,7 @@ static void child(int sock, char **argv)
 	private_shm();
 	set_limit(RLIMIT_MEMLOCK, opt.memlock);
 	set_limit(RLIMIT_NPROC, opt.nproc);
-	if (opt.nr) {	/* --syscall none: only the limits */
+	if (opt.nr >= 0 || opt.nwatch) {	/* --syscall none and no --watch: only the limits */
 		if ((listener = install_filter()) < 0) {
 			perror("cs-fault: seccomp");
 			_exit(126);
@@ -368,7 +397,7 @@ static void write_report(void)
 	if (!opt.report || !(f = fopen(opt.report, "we")))
 		return;
 	for (int i = 0; i < nsites; i++)
-		fprintf(f, "site syscall=%s off=0x%lx calls=%ld failed=%ld\n", fault_syscall_name(opt.nr), sites[i].off,
+		fprintf(f, "site syscall=%s off=0x%lx calls=%ld failed=%ld\n", fault_syscall_name(sites[i].nr), sites[i].off,
 			sites[i].calls, sites[i].failed);
 	fprintf(f, "injected=%ld eligible=%ld\n", injected, eligible);
 	fclose(f);
@@ -432,7 +461,9 @@ static void parse(int argc, char **argv, int *first)
 #define VALUE() (v ? (i++, v) : (usage(), ""))
 		if (!strcmp(a, "--syscall")) {
 			const char *name = VALUE();
-			if (strcmp(name, "none") && (opt.nr = fault_syscall_nr(name)) < 0)
+			if (!strcmp(name, "none"))
+				opt.none = 1;
+			else if ((opt.nr = fault_syscall_nr(name)) < 0)
 				usage();
 		} else if (!strcmp(a, "--errno")) {
 			if ((opt.err = fault_errno_value(VALUE())) <= 0)
@@ -455,6 +486,9 @@ static void parse(int argc, char **argv, int *first)
 			const char *s = VALUE();
 			opt.skip[opt.nskip].lo = strtoul(s, NULL, 0);
 			opt.skip[opt.nskip++].hi = strchr(s, '-') ? strtoul(strchr(s, '-') + 1, NULL, 0) : 0;
+		} else if (!strcmp(a, "--watch") && opt.nwatch < 64) {
+			if ((opt.watch[opt.nwatch++] = fault_syscall_nr(VALUE())) < 0)
+				usage();
 		} else if (!strcmp(a, "--lib"))
 			opt.lib = VALUE();
 		else if (!strcmp(a, "--hide-seccomp"))
@@ -474,7 +508,7 @@ static void parse(int argc, char **argv, int *first)
 		else
 			usage();
 	}
-	if (i + 1 >= argc || opt.nr < 0 || (opt.arg_idx > 5) || (opt.arg_set_idx > 5))
+	if (i + 1 >= argc || (opt.nr < 0 && !opt.none) || (opt.arg_idx > 5) || (opt.arg_set_idx > 5))
 		usage();
 	*first = i + 1;
 }
@@ -496,7 +530,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, forward);
 	signal(SIGINT, forward);
 	signal(SIGPIPE, SIG_IGN);
-	listener = opt.nr ? recv_fd(sv[0]) : -1;
+	listener = opt.nr >= 0 || opt.nwatch ? recv_fd(sv[0]) : -1;
 	close(sv[0]);
 	pidfd = (int)syscall(SYS_pidfd_open, host, 0);
 	if (listener < 0 || pidfd < 0) {

@@ -60,12 +60,12 @@ class Upstream(socketserver.ThreadingTCPServer):
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self):
-            for line in self.rfile:
-                time.sleep(UPSTREAM_DELAY)
-                try:
+            try:  # a cancelled request's call leaves by RST or FIN at any time
+                for line in self.rfile:
+                    time.sleep(UPSTREAM_DELAY)
                     self.wfile.write(b"up " + line)
-                except OSError:
-                    return
+            except OSError:
+                return
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Upstream.Handler)
@@ -270,30 +270,87 @@ def check(base, run):
     return bad
 
 
-def known_bug(name, scenario, mode):
-    for key in ((name, scenario, mode), (name, scenario, "*"), (name, "*", mode), (name, "*", "*")):
-        if key in KNOWN_BUGS:
-            return KNOWN_BUGS[key]
+def known_bug(name, sel, scenario, mode):
+    for point in (f"{name}:{sel}", name):
+        for key in ((point, scenario, mode), (point, scenario, "*"), (point, "*", mode), (point, "*", "*")):
+            if key in KNOWN_BUGS:
+                return KNOWN_BUGS[key]
     return None
 
 
-def command_line(inject, scenario, mode):
-    host = f"python3 {SLOW_HTTP} PORT" if scenario == "python" else f"{HOST} {scenario.split('-')[1]} PORT"
-    return (f"LD_PRELOAD={SHIM} CANCELSHIM_MODE={mode} {FAULT} {' '.join(inject)}"
+def command_line(name, inject, scenario, mode):
+    """How to run the case again: the suite for this point alone, and the
+    injector's own command (the --skip ranges elided: fault_suite.py
+    computes them from the shim's symbols)."""
+    host = f"python3 {SLOW_HTTP} UPSTREAM_PORT" if scenario == "python" else \
+        f"{HOST} {scenario.split('-')[1]} UPSTREAM_PORT"
+    shown = [a for i, a in enumerate(inject) if a != "--skip" and (i == 0 or inject[i - 1] != "--skip")]
+    return (f"tests/fault/fault_suite.py --only {name} --scenario {scenario} --mode {mode} -v\n"
+            f"    injector: LD_PRELOAD={SHIM} CANCELSHIM_MODE={mode} {FAULT} {' '.join(shown)} --skip ..."
             f"{' --hide-seccomp' if mode == 'ebpf' else ''} -- {host}")
 
 
-def sanity(scenario, mode, upstream):
-    """Without a fault the shim must be active, in the mode asked, and cancel."""
-    run = run_host(scenario, mode, ["--syscall", "none"] if mode == "epoll" else ["--syscall", "getrandom", "--nth", "0"],
-                   True, upstream, log_level="info")
+def watch_args(ranges):
+    """Counts the shim's own calls of every system call of the table."""
+    args = ["--syscall", "none"] + ranges
+    for name, point in POINTS.items():
+        if point["where"] == "shim":
+            args += ["--watch", name]
+    return args
+
+
+def call_sites(report):
+    """{syscall: [(offset, calls)]} from a cs-fault report."""
+    sites = {}
+    for m in re.finditer(r"site syscall=(\w+) off=(0x[0-9a-f]+) calls=(\d+)", report):
+        sites.setdefault(m.group(1), []).append((m.group(2), int(m.group(3))))
+    return sites
+
+
+def source_line(off):
+    """file:line of the call site (the offset is just after `syscall`; the
+    innermost frame is raw_syscall.h, its caller is the call site)."""
+    try:
+        out = subprocess.run(["addr2line", "-i", "-e", SHIM, hex(int(off, 16) - 2)], capture_output=True,
+                             text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    frames = [os.path.basename(f).split(" ")[0] for f in out if "raw_syscall.h" not in f]
+    return frames[0] if frames else "?"
+
+
+def discover(scenario, mode, upstream, ranges):
+    """One run with the shim and no fault: it must be active in the mode asked
+    and cancel the aborted requests; counts the shim's calls by call site.
+    The same injector without the shim is the baseline of every "shim"
+    point of this scenario and mode (its filter notifies all their system
+    calls, and without the shim none of their calls is the shim's)."""
+    args = watch_args(ranges)
+    run = run_host(scenario, mode, args, True, upstream, log_level="info")
     problems = []
     if f"mode {mode}" not in run.stderr:
         problems.append(f"the shim is not active in mode {mode}: {run.stderr.strip()[:300]!r}")
     if run.cancelled() == 0:
         problems.append("no aborted request was cancelled")
     problems += [f"{i}: {w}" for i, w in run.clients.items() if w != "ok"]
-    return problems
+    base = run_host(scenario, mode, args, False, upstream)
+    if call_sites(base.report):
+        problems.append(f"without the shim, calls were taken for the shim's: {base.report.strip()[:300]}")
+    return problems, call_sites(run.report), base
+
+
+def selectors(name, point, count, ci, scenario, sites):
+    if name in ENV_POINTS:
+        return ["-"]
+    if point["where"] == "shim" and count == 0:
+        return []
+    sel = ["all"]
+    deep = 3 if scenario == "c-threads" else 1
+    last = count if point["where"] == "shim" else 3
+    sel += [str(n) for n in range(1, min(deep if ci else 8, last) + 1)] if last > 1 else []
+    if not ci and len(sites) > 1:
+        sel += [f"site={off}" for off, _ in sites]
+    return sel
 
 
 def main():
@@ -303,6 +360,7 @@ def main():
     ap.add_argument("--only", help="comma list of points (system calls or environment points)")
     ap.add_argument("--scenario", action="append")
     ap.add_argument("--mode", action="append")
+    ap.add_argument("--sites", action="store_true", help="list the shim's call sites seen, with source lines")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
     VERBOSE = a.v
@@ -316,17 +374,21 @@ def main():
     upstream = Upstream()
     started = time.monotonic()
 
+    found, shared_base = {}, {}
     for scenario in scenarios:
         for mode in modes:
-            problems = sanity(scenario, mode, upstream)
+            problems, found[scenario, mode], shared_base[scenario, mode] = discover(scenario, mode, upstream, ranges)
             if problems:
                 log(f"FAIL sanity {scenario} {mode}: " + "; ".join(problems))
                 return 1
+            if a.sites:
+                for name, sites in sorted(found[scenario, mode].items()):
+                    log(f"{scenario} {mode} {name}: " + ", ".join(f"{off} {source_line(off)} x{n}" for off, n in sites))
     log(f"sanity: the shim is active and cancels in {', '.join(scenarios)} x {', '.join(modes)}")
 
     cases = passed = failed = unreached = xfail = xpass = 0
-    points = set()
-    failures = []
+    points, failures = set(), []
+    never = set(n for n in names if n in POINTS and POINTS[n]["where"] == "shim")
     for name in names:
         point = POINTS.get(name) or ENV_POINTS[name]
         errnos = point.get("errnos", ["-"])
@@ -338,31 +400,26 @@ def main():
             for mode in modes:
                 if mode not in point.get("modes", modes):
                     continue
-                base_cache = {}
+                sites = found[scenario, mode].get(name, [])
+                count = sum(n for _, n in sites)
+                if sites:
+                    never.discard(name)
                 for err in errnos:
-                    selectors = ["-"] if name in ENV_POINTS else ["all", "1", "2", "3"]
-                    if not a.ci and name not in ENV_POINTS:
-                        selectors += [str(n) for n in range(4, 9)]
-                    total = None
-                    for sel in selectors:
-                        if total is not None and sel != "all" and (int(sel) > total or total == 1):
-                            continue  # the shim makes fewer calls than that (or only one: "all" failed it)
+                    base = shared_base[scenario, mode] if point.get("where") == "shim" else None
+                    for sel in selectors(name, point, count, a.ci, scenario, sites):
                         inject = injector_args(name, point, sel, err, scenario, ranges)
-                        if err not in base_cache:
-                            base_cache[err] = run_host(scenario, mode, inject, False, upstream)
-                        base = base_cache[err]
-                        if base.injected[0]:
-                            log(f"FAIL {name} {scenario} {mode}: the selection is not exact: without the shim "
-                                f"{base.injected[0]} calls were failed")
-                            return 1
+                        if base is None:
+                            base = run_host(scenario, mode, inject, False, upstream)
+                            if base.injected[0]:
+                                log(f"FAIL {name} {scenario} {mode}: the selection is not exact: without the shim "
+                                    f"{base.injected[0]} calls were failed")
+                                return 1
                         if any(w != "ok" for w in base.clients.values()) or "error id=live" in base.stdout:
                             log(f"FAIL {name} {scenario} {mode}: the baseline itself fails: {base.clients} "
                                 f"{base.stderr[-300:]!r}")
                             return 1
                         run = run_host(scenario, mode, inject, True, upstream)
                         inj, eligible = run.injected
-                        if sel == "all":
-                            total = eligible
                         label = f"{name}:{sel}:{err} {scenario} {mode}"
                         if name not in ENV_POINTS and inj == 0:
                             unreached += 1
@@ -372,7 +429,7 @@ def main():
                         cases += 1
                         points.add((name, sel, err))
                         bad = check(base, run)
-                        bug = known_bug(name, scenario, mode)
+                        bug = known_bug(name, sel, scenario, mode)
                         if not bad:
                             passed += 1
                             if bug:
@@ -382,17 +439,19 @@ def main():
                                 log(f"ok {label} (injected {inj} of {eligible})")
                         elif bug:
                             xfail += 1
-                            log(f"KNOWN BUG {label}: {bug}: {'; '.join(bad)}")
+                            log(f"KNOWN BUG {label}: {bug}: {'; '.join(bad)[:300]}")
                         else:
                             failed += 1
                             failures.append(label)
                             log(f"FAIL {label} (injected {inj} of {eligible}): {'; '.join(bad)}\n"
                                 f"    stderr: {run.stderr.strip()[-400:]!r}\n"
-                                f"    command: {command_line(inject, scenario, mode)}")
+                                f"    rerun: {command_line(name, inject, scenario, mode)}")
     elapsed = time.monotonic() - started
+    if never:
+        log(f"never made by the shim in these scenarios: {', '.join(sorted(never))}")
     log(f"fault: {len(points)} failure points x {len(scenarios)} scenarios x {len(modes)} modes: "
-        f"{cases} cases run, {passed} passed, {failed} failed, {xfail} known bugs, {xpass} known bugs now passing; "
-        f"{unreached} selections never reached (the shim makes fewer such calls); {elapsed:.0f} s")
+        f"{cases} cases run, {passed} passed, {failed} failed, {xfail} known bugs (listed above), "
+        f"{xpass} known bugs now passing; {unreached} selections not reached; {elapsed:.0f} s")
     return 1 if failed else 0
 
 
