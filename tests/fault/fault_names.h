@@ -12,7 +12,7 @@
 	X(getdents64) X(kill) X(read) X(epoll_create1) X(epoll_ctl) X(epoll_pwait) X(eventfd2)     \
 	X(bpf) X(getsockopt) X(getsockname) X(fstat) X(newfstatat) X(fcntl) X(rt_tgsigqueueinfo)   \
 	X(tgkill) X(rt_sigaction) X(rt_sigprocmask) X(clone) X(clone3) X(getrandom) X(capget)      \
-	X(access) X(prctl) X(sched_yield) X(write) X(mprotect)
+	X(access) X(prctl) X(sched_yield) X(write) X(mprotect) X(recvfrom)
 
 #define FAULT_ERRNOS(X)                                                                            \
 	X(EPERM) X(ENOMEM) X(EMFILE) X(ENFILE) X(EINVAL) X(EINTR) X(EAGAIN) X(ENOSPC) X(EACCES)    \
