@@ -271,7 +271,7 @@ def check(base, run):
 
 
 def known_bug(name, sel, scenario, mode):
-    for point in (f"{name}:{sel}", name):
+    for point in (f"{name}:{sel}", f"{name}:{sel.split('=')[0]}", name):  # site=OFF matches "site"
         for key in ((point, scenario, mode), (point, scenario, "*"), (point, "*", mode), (point, "*", "*")):
             if key in KNOWN_BUGS:
                 return KNOWN_BUGS[key]
