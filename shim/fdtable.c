@@ -1,8 +1,10 @@
 #include "fdtable.h"
 
 #include <stddef.h>
+#include <string.h>
 #include <sys/mman.h>
 
+#include "log.h"
 #include "raw_syscall.h"
 
 _Atomic(_Atomic uint64_t *) cs_fd_pages[CS_FD_PAGES];
@@ -20,8 +22,15 @@ static _Atomic uint64_t *page_for(unsigned index)
 	if (page)
 		return page;
 	m = cs_raw6(SYS_mmap, 0, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m < 0 && m > -4096)
+	if (m < 0 && m > -4096) {
+		/* Fail open, and say it once: those descriptors stay unknown
+		 * (every call on them passes through), whatever asks again. */
+		static _Atomic int said;
+		if (!atomic_exchange(&said, 1))
+			cs_warn("cannot map memory for the descriptor table (%s); descriptors %u to %u are not tracked",
+				strerror((int)-m), index << CS_FD_PAGE_BITS, ((index + 1) << CS_FD_PAGE_BITS) - 1);
 		return NULL;
+	}
 	page = (_Atomic uint64_t *)m;
 	if (!atomic_compare_exchange_strong(&cs_fd_pages[index], &expected, page)) {
 		/* Another thread installed one first: use it. */
