@@ -73,10 +73,18 @@ static int ms_left(int ms, int64_t start)
 static struct cs_thread *decide_pollfds(const struct pollfd *fds, nfds_t n, int zero)
 {
 	struct cs_wait_scan w = { 0 };
+	struct cs_thread *t;
+
 	for (nfds_t i = 0; i < n; i++)
 		if (fds[i].fd >= 0)
 			cs_wait_scan_fd(&w, fds[i].fd);
-	return cs_wait_decide(cs_tls.rec, &w, zero);
+	t = cs_wait_decide(cs_tls.rec, &w, zero);
+	/* A multiplexing wait (the thread's first: it is a loop now, and its
+	 * waits are not looked at again) parks every client it names. */
+	if (cs_tls.loop)
+		for (nfds_t i = 0; i < n; i++)
+			cs_conn_park(fds[i].fd);
+	return t;
 }
 
 /* ---- poll, ppoll ---------------------------------------------------------- */
@@ -145,13 +153,19 @@ CS_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t
 static struct cs_thread *decide_fdsets(int nfds, const fd_set *r, const fd_set *w, const fd_set *e, int zero)
 {
 	struct cs_wait_scan scan = { 0 };
+	struct cs_thread *t;
 
 	if (nfds > FD_SETSIZE)
 		nfds = FD_SETSIZE;
 	for (int fd = 0; fd < nfds; fd++)
 		if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
 			cs_wait_scan_fd(&scan, fd);
-	return cs_wait_decide(cs_tls.rec, &scan, zero);
+	t = cs_wait_decide(cs_tls.rec, &scan, zero);
+	if (cs_tls.loop)	/* as in decide_pollfds */
+		for (int fd = 0; fd < nfds; fd++)
+			if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
+				cs_conn_park(fd);
+	return t;
 }
 
 static SLOW int select_slow(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
@@ -204,6 +218,11 @@ CS_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
 static struct cs_thread *decide_epoll(int epfd, int zero)
 {
 	struct cs_wait_scan w = { 0 };
+	/* The exported wrappers remember epfd in cs_tls.wait_epfd, even for
+	 * the waits they pass straight through (an event loop's first waits
+	 * come before the process accepts anything): a client this thread
+	 * later adds to the set it waits on makes it a loop at once, before it
+	 * reads from that client (policy.c, handed_to_set). */
 	cs_wait_scan_epoll(&w, epfd);
 	return cs_wait_decide(cs_tls.rec, &w, zero);
 }
@@ -227,6 +246,7 @@ static SLOW int epoll_pwait_slow(int epfd, struct epoll_event *ev, int max, int 
 
 CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms)
 {
+	cs_tls.wait_epfd = epfd + 1;	/* one store: see decide_epoll */
 	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return cs_real.epoll_wait(epfd, ev, max, ms);
 	return epoll_pwait_slow(epfd, ev, max, ms, NULL);
@@ -234,6 +254,7 @@ CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms)
 
 CS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int ms, const sigset_t *mask)
 {
+	cs_tls.wait_epfd = epfd + 1;	/* one store: see decide_epoll */
 	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return cs_real.epoll_pwait(epfd, ev, max, ms, mask);
 	return epoll_pwait_slow(epfd, ev, max, ms, mask);
@@ -272,6 +293,7 @@ static SLOW int epoll_pwait2_slow(int epfd, struct epoll_event *ev, int max, con
 
 CS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *tmo, const sigset_t *mask)
 {
+	cs_tls.wait_epfd = epfd + 1;	/* one store: see decide_epoll */
 	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return cs_real.epoll_pwait2(epfd, ev, max, tmo, mask);
 	return epoll_pwait2_slow(epfd, ev, max, tmo, mask);

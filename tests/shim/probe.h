@@ -41,5 +41,6 @@ int scenario_spawn(int argc, char **argv);
 int scenario_errno(int argc, char **argv);
 int scenario_host(int argc, char **argv);
 int scenario_backlog(int argc, char **argv);
+int scenario_pool(int argc, char **argv);
 
 #endif

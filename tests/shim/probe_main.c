@@ -151,6 +151,7 @@ static const struct {
 	{ "churn", scenario_churn },   { "spawn", scenario_spawn },     { "errno", scenario_errno },
 	{ "host", scenario_host },
 	{ "backlog", scenario_backlog },
+	{ "pool", scenario_pool },
 };
 
 int main(int argc, char **argv)
