@@ -74,14 +74,16 @@ static int cancel_thread(struct cs_thread *t, uint32_t gen, int fd, int rst, uin
 					 rst ? "rst" : "fin");
 				return 1;
 			}
+			/* Said before the signal: the woken thread may end the
+			 * process before this thread runs again. */
+			cs_debug("cancel conn=%u tid=%d reason=%s%s", gen, tid, rst ? "rst" : "fin",
+				 (s & CS_ST_INCALL) ? " woken" : "");
 			/* Only a thread inside a cancellable call is signalled;
 			 * any other finds the flag at its next call. */
 			if ((s & CS_ST_INCALL) && tid) {
 				cs_signal_send(tid);
 				cs_stat_add(CS_STAT_WAKEUPS, 1);
 			}
-			cs_debug("cancel conn=%u tid=%d reason=%s%s", gen, tid, rst ? "rst" : "fin",
-				 (s & CS_ST_INCALL) ? " woken" : "");
 			return 1;
 		}
 	}

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -59,23 +60,50 @@ static int stderr_is_ours(void)
 	return st.st_dev == stderr_dev && st.st_ino == stderr_ino && (st.st_mode & S_IFMT) == stderr_type;
 }
 
-void cs_log(enum cs_log_level level, const char *fmt, ...)
+static void vlog(enum cs_log_level level, const char *fmt, va_list ap)
 {
 	char line[512];
-	int saved = errno;
 	int n;
-	va_list ap;
 
 	if (level > cs_log_level || !stderr_is_ours())
-		goto out;
+		return;
 	n = snprintf(line, sizeof line, "cancelshim[%ld]: %s: ", cs_raw0(SYS_getpid), cs_log_name(level));
-	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof line - n, fmt, ap);
-	va_end(ap);
 	if (n > (int)sizeof line - 2)
 		n = sizeof line - 2;
 	line[n++] = '\n';
 	cs_raw3(SYS_write, 2, line, n);
-out:
+}
+
+void cs_log(enum cs_log_level level, const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, fmt, ap);
+	va_end(ap);
 	errno = saved;
+}
+
+/* Whether this process said its failure line already. */
+static _Atomic int failure_said;
+
+void cs_log_failure(enum cs_log_level level, const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	/* A line below the level in force says nothing, and spends nothing. */
+	if (level > cs_log_level && cs_log_level < CS_LOG_DEBUG)
+		return;
+	va_start(ap, fmt);
+	vlog(atomic_exchange(&failure_said, 1) ? CS_LOG_DEBUG : level, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void cs_log_after_fork_child(void)
+{
+	atomic_store(&failure_said, 0);
 }

@@ -21,6 +21,14 @@ void cs_log_init(void);
 
 void cs_log(enum cs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A line about an internal failure the shim fails open from (memory,
+ * descriptors, a limit, a kernel refusal): a host gets one such line per
+ * process, the first; the ones after it are debug lines. */
+void cs_log_failure(enum cs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* In a fork child: a new process, with its own line to say. */
+void cs_log_after_fork_child(void);
+
 #define cs_error(...) cs_log(CS_LOG_ERROR, __VA_ARGS__)
 #define cs_warn(...) cs_log(CS_LOG_WARN, __VA_ARGS__)
 #define cs_info(...) cs_log(CS_LOG_INFO, __VA_ARGS__)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "cancel_signal.h"
@@ -15,6 +16,8 @@
 #include "watcher.h"
 
 /* ---- Binding ------------------------------------------------------------ */
+
+static _Atomic int watch_failure_said;
 
 /* Hands connection gen (seen through fd) to the watcher, once per
  * connection: the REGISTERED bit is claimed first so two threads binding at
@@ -38,8 +41,12 @@ static void register_connection(int fd, uint64_t slot)
 			break;
 	}
 	err = cs_watcher_add(fd, s | CS_CLIENT_REGISTERED);
-	if (err && atomic_load(&cs_proc.active))
-		cs_warn("cannot watch client fd %d: error %d; its disconnect will not cancel anything", fd, -err);
+	/* Once per process: a limit reached (fs.epoll.max_user_watches, memory)
+	 * fails every later registration too, and the host's stderr is not
+	 * ours to fill. The statistics count what is not watched. */
+	if (err && atomic_load(&cs_proc.active) && !atomic_exchange(&watch_failure_said, 1))
+		cs_log_failure(CS_LOG_WARN, "cannot watch client fd %d (%s); the disconnects of clients the shim cannot watch will not cancel "
+			"anything (said once)", fd, strerror(-err));
 }
 
 /* Binds the calling thread to the client connection behind fd. */
@@ -71,19 +78,48 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 	}
 }
 
-/* Every caller passes the generation of a client descriptor that just went
- * away (closed, replaced), so this is also where closes are counted. */
-static void unbind_if(uint32_t gen)
+struct survivor {
+	uint32_t gen;
+	int fd;
+};
+
+static void find_survivor(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	struct survivor *sv = arg;
+	uint64_t s = atomic_load(slot);
+
+	if (sv->fd < 0 && CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == sv->gen)
+		sv->fd = fd;
+}
+
+/* Client descriptor fd, whose word was old, went away (closed, replaced):
+ * every caller passes the old word, so this is also where closes are
+ * counted. The calling thread's binding to that connection ends, unless the
+ * connection lives on under a duplicate (a server that moved its client
+ * with dup2 and closed the original): it is then bound through that one.
+ * The walk is for SHARED connections only, a rare case. */
+static void client_descriptor_gone(int fd, uint64_t old)
 {
 	struct cs_thread *t = cs_tls.rec;
+	uint32_t gen = (uint32_t)old;
 	uint64_t s;
 
 	cs_stat_add(CS_STAT_CLOSED, 1);
-	if (!t)
+	if (!t || !gen)
 		return;
 	s = atomic_load(&t->state);
-	if ((uint32_t)s == gen && gen)
-		atomic_compare_exchange_strong(&t->state, &s, 0);
+	if ((uint32_t)s != gen)
+		return;
+	if (old & CS_CLIENT_SHARED) {
+		struct survivor sv = { gen, -1 };
+		cs_fd_for_each(0, CS_FD_MAX - 1, find_survivor, &sv);
+		if (sv.fd >= 0) {
+			if (t->bound_fd == fd)
+				t->bound_fd = sv.fd;
+			return;
+		}
+	}
+	atomic_compare_exchange_strong(&t->state, &s, 0);
 }
 
 /* Ends the calling thread's binding, whatever it was (its cancel flag
@@ -480,7 +516,7 @@ void cs_fd_closing(int fd, uint64_t slot)
 {
 	uint64_t old = cs_fd_exchange(fd, 0, 0);
 	if (CS_SLOT_KIND(old) == CS_KIND_CLIENT)
-		unbind_if((uint32_t)old);
+		client_descriptor_gone(fd, old);
 }
 
 static void close_one(int fd, _Atomic uint64_t *slot, void *arg)
@@ -491,7 +527,7 @@ static void close_one(int fd, _Atomic uint64_t *slot, void *arg)
 		return;	/* spared by the close_range wrapper */
 	old = atomic_exchange(slot, 0);
 	if (CS_SLOT_KIND(old) == CS_KIND_CLIENT)
-		unbind_if((uint32_t)old);
+		client_descriptor_gone(fd, old);
 }
 
 void cs_fd_closing_range(unsigned first, unsigned last)
@@ -521,7 +557,7 @@ void cs_fd_duplicated(int oldfd, int newfd)
 	}
 	/* dup2 over a client socket closed it implicitly. */
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT && (uint32_t)prev != (uint32_t)s)
-		unbind_if((uint32_t)prev);
+		client_descriptor_gone(newfd, prev);
 }
 
 void cs_fd_created(int fd, enum cs_fdclass cls)
@@ -529,7 +565,7 @@ void cs_fd_created(int fd, enum cs_fdclass cls)
 	/* A new descriptor replaces whatever an unseen close left behind. */
 	uint64_t prev = cs_fd_exchange(fd, cls ? CS_OTHER_MAKE(cls) : 0, 0);
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
-		unbind_if((uint32_t)prev);
+		client_descriptor_gone(fd, prev);
 	else if (CS_SLOT_IS_OURS(prev))	/* ours was closed behind our back */
 		cs_watcher_own_fd_lost(fd);
 }
@@ -557,7 +593,7 @@ void cs_fd_epoll_created(int epfd)
 	uint32_t stamp = serving ? atomic_load_explicit(&cs_proc.next_gen, memory_order_relaxed) : 0;
 	uint64_t prev = cs_fd_exchange(epfd, CS_SLOT_MAKE(CS_KIND_EPOLL, stamp), serving);
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
-		unbind_if((uint32_t)prev);
+		client_descriptor_gone(epfd, prev);
 	else if (CS_SLOT_IS_OURS(prev))	/* the application's set got our old number */
 		cs_watcher_own_fd_lost(epfd);
 }

@@ -86,7 +86,7 @@ __attribute__((constructor)) static void cs_load(void)
 	 * later, from the first accept, would race with a fork from another
 	 * thread. glibc keeps the first handlers without allocating. */
 	if (pthread_atfork(NULL, NULL, atfork_child)) {
-		cs_error("cannot register a fork handler; the shim is off for this process");
+		cs_log_failure(CS_LOG_ERROR, "cannot register a fork handler; the shim is off for this process");
 		goto out;
 	}
 	/* Checks privileges and BTF only: the instance loads at the first
@@ -103,7 +103,7 @@ out:
 void cs_process_fail(const char *what, int err)
 {
 	if (atomic_exchange(&cs_proc.active, 0))
-		cs_error("%s (%s); passing every call through from now on", what, strerror(err));
+		cs_log_failure(CS_LOG_ERROR, "%s (%s); passing every call through from now on", what, strerror(err));
 }
 
 uint32_t cs_process_new_gen(void)
@@ -138,6 +138,7 @@ static void forget_parent_watchers(int fd, _Atomic uint64_t *slot, void *arg)
 static void reset_in_child(void)
 {
 	cs_proc.pid = (int)cs_raw0(SYS_getpid);
+	cs_log_after_fork_child();
 	/* A thread of the parent was starting the machinery at the fork: it
 	 * does not exist here, so the child starts it again itself. */
 	if (atomic_load(&cs_proc.machinery) == CS_MACH_STARTING)

@@ -82,7 +82,7 @@ static void say_unavailable_for(int fd)
 	if (!unavailable || atomic_load(&unavailable_said) || cs_tls.busy || !tcp_port(fd))
 		return;
 	if (!atomic_exchange(&unavailable_said, 1))
-		cs_log(unavailable_level, "ebpf unavailable (%s); using epoll", unavailable);
+		cs_log_failure(unavailable_level, "ebpf unavailable (%s); using epoll", unavailable);
 }
 
 #ifndef CS_HAVE_BPF
@@ -320,7 +320,7 @@ static int load(void)
 fail_errno:
 	err = errno ? -errno : -EINVAL;
 fail:
-	cs_log(fail_level, "ebpf unavailable (%s: %s); using epoll", what, strerror(-err));
+	cs_log_failure(fail_level, "ebpf unavailable (%s: %s); using epoll", what, strerror(-err));
 	cs_bpf_ring_unmap(&ring);
 	for (int i = 0; i < n_own; i++) {
 		cs_fd_exchange(own_fds[i], 0, 0);
@@ -771,7 +771,7 @@ void cs_ebpf_own_fd_lost(int fd)
 		own_fds[i] = own_fds[i + 1];
 	n_own--;
 	if (atomic_compare_exchange_strong(&state, &expected, CS_EBPF_FAILED)) {
-		cs_warn("the application closed the eBPF watcher's descriptor %d behind the shim's back; using epoll", fd);
+		cs_log_failure(CS_LOG_WARN, "the application closed the eBPF watcher's descriptor %d behind the shim's back; using epoll", fd);
 		cs_watcher_rewatch_all();
 	}
 }

@@ -196,7 +196,7 @@ void cs_watcher_lost(int fd)
 		return;
 	}
 	if (!atomic_exchange(&lost_said, 1))
-		cs_warn("the application closed or replaced the shim's epoll descriptor %d; watching through a new one", fd);
+		cs_log_failure(CS_LOG_WARN, "the application closed or replaced the shim's epoll descriptor %d; watching through a new one", fd);
 	atomic_store(&epfd, -1);
 	forget_own(fd);	/* whatever has that number now is not ours */
 	if (spawn()) {

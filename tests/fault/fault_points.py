@@ -91,14 +91,8 @@ SCENARIOS = {
 # suite); once fixed they report XPASS and should leave this list.
 # Key: (point, point:selector or point:site, scenario or "*", mode or "*").
 KNOWN_BUGS = {
-    # Issue 10 item 1: the segment is sized with ftruncate (sparse) and then
-    # written: on a full /dev/shm the first write is a SIGBUS (exit 135).
-    ("shm-full", "*", "*"): "SIGBUS on a full /dev/shm (issue 10 item 1; stats/segment)",
-    # Every connection the watcher cannot add prints its own warning: with
-    # epoll_ctl failing (ENOSPC: fs.epoll.max_user_watches reached; ENOMEM)
-    # the host's stderr gets one line per connection, unbounded.
-    ("epoll_ctl:site", "*", "*"): "one 'cannot watch client fd N' line per connection when epoll_ctl keeps failing "
-                              "(policy.c)",
-    ("epoll_ctl:all", "*", "*"): "one 'cannot watch client fd N' line per connection when epoll_ctl keeps failing "
-                             "(policy.c)",
+    # Fixed since the suite found them (kept here as the record): the segment
+    # sized with ftruncate and written (SIGBUS on a full /dev/shm, now
+    # reserved with fallocate), and one 'cannot watch client fd N' line per
+    # connection when epoll_ctl keeps failing (now said once).
 }
