@@ -57,6 +57,7 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 
 	if (cs_tls.loop)
 		return;
+	cs_process_check();	/* a clone() child: its own records first */
 	if (!t && !(t = cs_process_thread()))
 		return;
 	/* A new binding drops the previous one, and its cancel flag with it. */
@@ -537,7 +538,12 @@ void cs_fd_closing_range(unsigned first, unsigned last)
 
 void cs_fd_duplicated(int oldfd, int newfd)
 {
-	uint64_t s = cs_fd_get(oldfd), prev;
+	uint64_t s, prev;
+
+	/* A clone() child moving its client: forget the parent's watchers
+	 * before asking them anything (the eBPF key's recheck can cancel). */
+	cs_process_check();
+	s = cs_fd_get(oldfd);
 
 	if (oldfd == newfd)	/* dup2(fd, fd) changes nothing */
 		return;
