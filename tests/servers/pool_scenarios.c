@@ -34,6 +34,32 @@ void pool_stop(struct pool_server *s)
 	s->slow = s->fast = NULL;
 }
 
+/* Everything the app printed so far (malloc'd). */
+static char *app_text(struct pool_server *s)
+{
+	return s->app_on_stderr ? tl_proc_stderr(s->proc) : tl_proc_stdout(s->proc);
+}
+
+/* The first line the app printed containing one of marks (NULL-terminated),
+ * waiting for it up to timeout_ms; malloc'd, or NULL. */
+static char *app_find(struct pool_server *s, const char *const marks[], int timeout_ms)
+{
+	uint64_t end = tl_now_ns() + (uint64_t)timeout_ms * 1000000;
+	for (;;) {
+		char *text = app_text(s), *line = NULL;
+		for (const char *const *m = marks; *m && !line; m++)
+			line = tl_find_line(text, *m);
+		free(text);
+		if (line || tl_now_ns() >= end)
+			return line;
+		/* Until the app prints more (or 10 ms pass). */
+		if (s->app_on_stderr)
+			tl_proc_wait_stderr(s->proc, marks[0], 10);
+		else
+			free(tl_proc_wait_line(s->proc, NULL, 10));
+	}
+}
+
 /* ---- One request ----------------------------------------------------- */
 
 static char *url_of(struct pool_server *s, const char *id, int calls, bool fast)
@@ -75,7 +101,7 @@ static void read_ok(struct pool_server *s, struct http_conn *c, const char *id, 
 {
 	struct http_resp r;
 	int rc = http_read_response(c, &r, RESP_MS);
-	char *out = rc == 0 && r.status == 200 ? NULL : tl_proc_stdout(s->proc);
+	char *out = rc == 0 && r.status == 200 ? NULL : app_text(s);
 	cr_assert_eq(rc, 0, "%s: request %s: %s\napp output:\n%s", s->name, id, r.err, out);
 	cr_assert_eq(r.status, 200, "%s: request %s: status %d\n%s\napp output:\n%s", s->name, id,
 		     r.status, r.body, out);
@@ -100,7 +126,8 @@ static void one_request_ok(struct pool_server *s, const char *id, int calls)
 static long long done_pid(struct pool_server *s, const char *id)
 {
 	char *mark = tl_strdupf("done id=%s ", id);
-	char *line = tl_proc_wait_line(s->proc, mark, 5000);
+	const char *marks[] = { mark, NULL };
+	char *line = app_find(s, marks, 5000);
 	cr_assert_not_null(line, "%s: no '%s' line", s->name, mark);
 	long long pid;
 	cr_assert_eq(tl_field(line, "pid", &pid), 0, "%s", line);
@@ -156,12 +183,10 @@ void pool_abort_mid_request(struct pool_server *s, bool rst)
 	uint64_t t_close = tl_now_ns();
 	leave(a, rst);
 
-	/* A's outcome: its "error" or "done" line, after its "call" lines. */
-	char *line;
-	while ((line = tl_proc_wait_line(s->proc, "id=A ", ABORT_CALLS * POOL_SLOW_MS + 5000)) &&
-	       strncmp(line, "call ", 5) == 0)
-		free(line);
-	char *out = line ? NULL : tl_proc_stdout(s->proc);
+	/* A's outcome: its "error" or "done" line. */
+	const char *outcome[] = { "error id=A ", "done id=A ", NULL };
+	char *line = app_find(s, outcome, ABORT_CALLS * POOL_SLOW_MS + 5000);
+	char *out = line ? NULL : app_text(s);
 	cr_assert_not_null(line, "%s: A neither failed nor finished:\n%s", s->name, out);
 	if (s->worker_reads_request) {
 		long long err_no, t_err;
@@ -244,7 +269,7 @@ void pool_keepalive_idle_then_close(struct pool_server *s, bool rst)
 	read_ok(s, &cb, "B", LONG_CALLS);
 	close(b);
 	http_conn_free(&cb);
-	char *out = tl_proc_stdout(s->proc);
+	char *out = app_text(s);
 	cr_assert_null(strstr(out, "error id=B "), "%s: B failed:\n%s", s->name, out);
 	cr_assert_eq(tl_upstream_count(s->slow, "B "), LONG_CALLS);
 	free(out);
@@ -280,7 +305,7 @@ void pool_followups(struct pool_server *s)
 	close(k[1].fd);
 	for (int i = 0; i < 2; i++)
 		http_conn_free(&k[i]);
-	char *out = tl_proc_stdout(s->proc);
+	char *out = app_text(s);
 	cr_assert_null(strstr(out, "error id=K"), "%s: a follow-up failed:\n%s", s->name, out);
 	free(out);
 	pool_check_healthy(s);
@@ -336,6 +361,11 @@ static void *load_thread(void *arg)
 	for (int i = l->thread; i < LOAD_REQUESTS; i += LOAD_THREADS) {
 		snprintf(id, sizeof id, "L%dx%d", l->thread, i);
 		if (i % 10 == 7) {
+			/* One client at a time per thread: end the session
+			 * first (uWSGI holds a thread per open connection). */
+			if (c.fd >= 0)
+				close(c.fd);
+			c.fd = -1;
 			load_abort(l, id, (i / 10) % 2);
 			continue;
 		}
@@ -406,7 +436,7 @@ void pool_load(struct pool_server *s)
 		if (loads[t].errors && !*first)
 			first = loads[t].first_error;
 	}
-	char *out = tl_proc_stdout(s->proc);
+	char *out = app_text(s);
 	unsigned cancelled = (unsigned)tl_count(out, "errno=125 ");
 	free(out);
 	cr_log_info("%s: load %u ok, %u aborted (%u stopped by ECANCELED), %u errors, %.2f s",

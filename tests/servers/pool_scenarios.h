@@ -16,7 +16,8 @@
 struct pool_server {
 	const char *name;            /* for messages */
 	const char *path;            /* the app's URL path, e.g. "/work" */
-	struct tl_proc *proc;        /* the server; the app's lines on its stdout */
+	struct tl_proc *proc;        /* the server */
+	bool app_on_stderr;          /* the app's lines are on its stderr, not stdout */
 	struct tl_upstream *slow;    /* what the app calls by default (env of the server) */
 	struct tl_upstream *fast;    /* what the load calls (&port=) */
 	int port;
@@ -62,5 +63,20 @@ void pool_load(struct pool_server *s);
 
 /* The server is alive, its stderr shows the shim and none of bad_log. */
 void pool_check_healthy(struct pool_server *s);
+
+/* The six tests of a server: start() starts it and fills srv. */
+#define POOL_TESTS(suite, srv, start)                                                  \
+	Test(suite, abort_close) { start(); pool_abort_mid_request(&(srv), false); }     \
+	Test(suite, abort_rst) { start(); pool_abort_mid_request(&(srv), true); }        \
+	Test(suite, keepalive_idle_fin) {                                                \
+		start();                                                                 \
+		pool_keepalive_idle_then_close(&(srv), false);                           \
+	}                                                                                \
+	Test(suite, keepalive_idle_rst) {                                                \
+		start();                                                                 \
+		pool_keepalive_idle_then_close(&(srv), true);                            \
+	}                                                                                \
+	Test(suite, followups) { start(); pool_followups(&(srv)); }                      \
+	Test(suite, load) { start(); pool_load(&(srv)); }
 
 #endif

@@ -49,9 +49,4 @@ static void start(void)
 	free(uport);
 }
 
-Test(waitress, abort_close) { start(); pool_abort_mid_request(&srv, false); }
-Test(waitress, abort_rst) { start(); pool_abort_mid_request(&srv, true); }
-Test(waitress, keepalive_idle_fin) { start(); pool_keepalive_idle_then_close(&srv, false); }
-Test(waitress, keepalive_idle_rst) { start(); pool_keepalive_idle_then_close(&srv, true); }
-Test(waitress, followups) { start(); pool_followups(&srv); }
-Test(waitress, load) { start(); pool_load(&srv); }
+POOL_TESTS(waitress, srv, start)
