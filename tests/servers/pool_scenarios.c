@@ -60,14 +60,42 @@ static char *app_find(struct pool_server *s, const char *const marks[], int time
 	}
 }
 
+/* The upstream lines (untagged what, e.g. "A 2") and waits for them. */
+static unsigned up_count(struct pool_server *s, struct tl_upstream *u, const char *what)
+{
+	char *mark = tl_strdupf("%s%s", s->tag, what);
+	unsigned n = tl_upstream_count(u, mark);
+	free(mark);
+	return n;
+}
+
+static bool up_wait(struct pool_server *s, struct tl_upstream *u, const char *what, int ms)
+{
+	char *mark = tl_strdupf("%s%s", s->tag, what);
+	bool ok = tl_upstream_wait(u, mark, ms);
+	free(mark);
+	return ok;
+}
+
+/* Whether the app printed "<event> id=<tag><what>". */
+static bool app_printed(struct pool_server *s, const char *event, const char *what)
+{
+	char *mark = tl_strdupf("%s id=%s%s", event, s->tag, what);
+	char *text = app_text(s);
+	bool found = strstr(text, mark) != NULL;
+	free(text);
+	free(mark);
+	return found;
+}
+
 /* ---- One request ----------------------------------------------------- */
 
 static char *url_of(struct pool_server *s, const char *id, int calls, bool fast)
 {
 	if (fast)
-		return tl_strdupf("%s?id=%s&n=%d&port=%d", s->path, id, calls,
+		return tl_strdupf("%s?id=%s%s&n=%d&port=%d", s->path, s->tag, id, calls,
 				  tl_upstream_port(s->fast));
-	return tl_strdupf("%s?id=%s&n=%d", s->path, id, calls);
+	return tl_strdupf("%s?id=%s%s&n=%d", s->path, s->tag, id, calls);
 }
 
 static int conn_open(struct pool_server *s)
@@ -86,13 +114,14 @@ static void send_req(struct pool_server *s, struct http_conn *c, const char *id,
 	free(url);
 }
 
-static char *expected_body(const char *id, int calls)
+/* Every id the scenarios use goes out with the server's tag in front. */
+static char *expected_body(struct pool_server *s, const char *id, int calls)
 {
 	size_t size = (size_t)calls * 48 + 1, len = 0;
 	char *b = malloc(size);
 	b[0] = 0;
 	for (int i = 1; i <= calls; i++)
-		len += snprintf(b + len, size - len, "ok %s %d\n", id, i);
+		len += snprintf(b + len, size - len, "ok %s%s %d\n", s->tag, id, i);
 	return b;
 }
 
@@ -105,7 +134,7 @@ static void read_ok(struct pool_server *s, struct http_conn *c, const char *id, 
 	cr_assert_eq(rc, 0, "%s: request %s: %s\napp output:\n%s", s->name, id, r.err, out);
 	cr_assert_eq(r.status, 200, "%s: request %s: status %d\n%s\napp output:\n%s", s->name, id,
 		     r.status, r.body, out);
-	char *expect = expected_body(id, calls);
+	char *expect = expected_body(s, id, calls);
 	cr_assert_str_eq(r.body, expect, "%s: request %s: wrong body", s->name, id);
 	free(expect);
 	free(r.body);
@@ -125,7 +154,7 @@ static void one_request_ok(struct pool_server *s, const char *id, int calls)
 /* The pid of the process that answered id (its "done" line). */
 static long long done_pid(struct pool_server *s, const char *id)
 {
-	char *mark = tl_strdupf("done id=%s ", id);
+	char *mark = tl_strdupf("done id=%s%s ", s->tag, id);
 	const char *marks[] = { mark, NULL };
 	char *line = app_find(s, marks, 5000);
 	cr_assert_not_null(line, "%s: no '%s' line", s->name, mark);
@@ -171,21 +200,24 @@ void pool_abort_mid_request(struct pool_server *s, bool rst)
 	http_conn_init(&ca, a);
 	send_req(s, &ca, "A", ABORT_CALLS, false);
 	http_conn_free(&ca);
-	cr_assert(tl_upstream_wait(s->slow, "A 2", 5000), "%s: A never reached the upstream",
+	cr_assert(up_wait(s, s->slow, "A 2", 5000), "%s: A never reached the upstream",
 		  s->name);
 	/* Leave just after A's next call went out: its handler waits for
 	 * the answer. */
-	unsigned a_calls = tl_upstream_count(s->slow, "A ") + 1;
+	unsigned a_calls = up_count(s, s->slow, "A ") + 1;
 	char *a_next = tl_strdupf("A %u", a_calls);
-	cr_assert(tl_upstream_wait(s->slow, a_next, 5000), "%s: A's call %u never came", s->name,
+	cr_assert(up_wait(s, s->slow, a_next, 5000), "%s: A's call %u never came", s->name,
 		  a_calls);
 	free(a_next);
 	uint64_t t_close = tl_now_ns();
 	leave(a, rst);
 
 	/* A's outcome: its "error" or "done" line. */
-	const char *outcome[] = { "error id=A ", "done id=A ", NULL };
+	char *a_err = tl_strdupf("error id=%sA ", s->tag), *a_done = tl_strdupf("done id=%sA ", s->tag);
+	const char *outcome[] = { a_err, a_done, NULL };
 	char *line = app_find(s, outcome, ABORT_CALLS * POOL_SLOW_MS + 5000);
+	free(a_err);
+	free(a_done);
 	char *out = line ? NULL : app_text(s);
 	cr_assert_not_null(line, "%s: A neither failed nor finished:\n%s", s->name, out);
 	if (s->worker_reads_request) {
@@ -218,8 +250,8 @@ void pool_abort_mid_request(struct pool_server *s, bool rst)
 	read_ok(s, &w, "W2", 2);
 	one_request_ok(s, "C", 1);
 	unsigned want = s->worker_reads_request ? a_calls : ABORT_CALLS;
-	cr_assert_eq(tl_upstream_count(s->slow, "A "), want, "%s: A made %u upstream calls, not %u",
-		     s->name, tl_upstream_count(s->slow, "A "), want);
+	cr_assert_eq(up_count(s, s->slow, "A "), want, "%s: A made %u upstream calls, not %u",
+		     s->name, up_count(s, s->slow, "A "), want);
 	close(w.fd);
 	http_conn_free(&w);
 	pool_check_healthy(s);
@@ -261,7 +293,7 @@ void pool_keepalive_idle_then_close(struct pool_server *s, bool rst)
 	http_conn_init(&cb, b);
 	send_req(s, &cb, "B", LONG_CALLS, false);
 	/* B's handler is waiting for its second upstream answer. */
-	cr_assert(tl_upstream_wait(s->slow, "B 2", 5000), "%s: B never made its second call",
+	cr_assert(up_wait(s, s->slow, "B 2", 5000), "%s: B never made its second call",
 		  s->name);
 	for (int i = 0; i < n_idle; i++)
 		leave(idle[i], rst);
@@ -269,10 +301,8 @@ void pool_keepalive_idle_then_close(struct pool_server *s, bool rst)
 	read_ok(s, &cb, "B", LONG_CALLS);
 	close(b);
 	http_conn_free(&cb);
-	char *out = app_text(s);
-	cr_assert_null(strstr(out, "error id=B "), "%s: B failed:\n%s", s->name, out);
-	cr_assert_eq(tl_upstream_count(s->slow, "B "), LONG_CALLS);
-	free(out);
+	cr_assert_not(app_printed(s, "error", "B "), "%s: B failed", s->name);
+	cr_assert_eq(up_count(s, s->slow, "B "), LONG_CALLS);
 	one_request_ok(s, "C", 1);
 	pool_check_healthy(s);
 }
@@ -296,7 +326,7 @@ void pool_followups(struct pool_server *s)
 	send_req(s, &k[0], "K0r4", 1, true);
 	read_ok(s, &k[0], "K0r4", 1);
 	send_req(s, &k[1], "K1r5", 4, true);
-	cr_assert(tl_upstream_wait(s->slow, "K1r5 2", 5000), "%s: K1r5 never made its 2nd call",
+	cr_assert(up_wait(s, s->slow, "K1r5 2", 5000), "%s: K1r5 never made its 2nd call",
 		  s->name);
 	close(k[0].fd);
 	read_ok(s, &k[1], "K1r5", 4);
@@ -305,9 +335,7 @@ void pool_followups(struct pool_server *s)
 	close(k[1].fd);
 	for (int i = 0; i < 2; i++)
 		http_conn_free(&k[i]);
-	char *out = app_text(s);
-	cr_assert_null(strstr(out, "error id=K"), "%s: a follow-up failed:\n%s", s->name, out);
-	free(out);
+	cr_assert_not(app_printed(s, "error", "K"), "%s: a follow-up failed", s->name);
 	pool_check_healthy(s);
 }
 
@@ -347,7 +375,7 @@ static void load_abort(struct load *l, const char *id, bool rst)
 	}
 	char first[48];
 	snprintf(first, sizeof first, "%s 1", id);
-	tl_upstream_wait(l->s->fast, first, 3000);
+	up_wait(l->s, l->s->fast, first, 3000);
 	leave(fd, rst);
 	l->aborted++;
 }
@@ -394,7 +422,7 @@ static void *load_thread(void *arg)
 			c.fd = -1;
 			continue;
 		}
-		char *expect = expected_body(id, calls);
+		char *expect = expected_body(l->s, id, calls);
 		char what[200];
 		if (r.status != 200) {
 			snprintf(what, sizeof what, "status %d: %.120s", r.status, r.body);
@@ -436,8 +464,16 @@ void pool_load(struct pool_server *s)
 		if (loads[t].errors && !*first)
 			first = loads[t].first_error;
 	}
-	char *out = app_text(s);
-	unsigned cancelled = (unsigned)tl_count(out, "errno=125 ");
+	/* The load's requests the shim stopped. */
+	char *out = app_text(s), *mark = tl_strdupf(" id=%sL", s->tag);
+	unsigned cancelled = 0;
+	for (char *p = out; (p = strstr(p, "errno=125 ")); p++) {
+		char *bol = p;
+		while (bol > out && bol[-1] != '\n')
+			bol--;
+		cancelled += strncmp(bol, "error", 5) == 0 && strstr(bol, mark) && strstr(bol, mark) < p;
+	}
+	free(mark);
 	free(out);
 	cr_log_info("%s: load %u ok, %u aborted (%u stopped by ECANCELED), %u errors, %.2f s",
 		    s->name, ok, aborted, cancelled, errors, (tl_now_ns() - t0) / 1e9);

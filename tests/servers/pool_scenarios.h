@@ -29,6 +29,9 @@ struct pool_server {
 	/* Strings that must never appear in the server's stderr (its event
 	 * loop failing, say), NULL-terminated; may be NULL. */
 	const char *const *bad_log;
+	/* Put in front of every request id, so that scenarios run one after
+	 * the other on the same server (Tomcat, slow to start) do not mix. */
+	char tag[8];
 };
 
 #define POOL_SLOW_MS 100 /* the default upstream's delay per call */
