@@ -19,6 +19,7 @@ void cs_config_defaults(struct cs_config *c)
 	c->calls = CS_CLASS_DEFAULT;
 	c->signo = SIGRTMAX - DEFAULT_SIGNAL_FROM_RTMAX;
 	c->log = CS_LOG_WARN;
+	c->action = CS_ACTION_CANCEL;
 }
 
 struct name_value {
@@ -46,6 +47,9 @@ static const struct name_value ons[] = {
 static const struct name_value logs[] = {
 	{ "error", CS_LOG_ERROR }, { "warn", CS_LOG_WARN },
 	{ "info", CS_LOG_INFO }, { "debug", CS_LOG_DEBUG }, { 0, 0 },
+};
+static const struct name_value actions[] = {
+	{ "cancel", CS_ACTION_CANCEL }, { "observe", CS_ACTION_OBSERVE }, { 0, 0 },
 };
 static const struct name_value classes[] = {
 	{ "net", CS_CLASS_NET }, { "wait", CS_CLASS_WAIT },
@@ -79,6 +83,18 @@ int cs_parse_log(const char *s, enum cs_log_level *out, char *err, size_t errlen
 	int v;
 	if (lookup(logs, s, &v) < 0) {
 		snprintf(err, errlen, "CANCELSHIM_LOG='%s' is not valid; accepted values: error, warn, info, debug", s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cs_parse_action(const char *s, enum cs_action *out, char *err, size_t errlen)
+{
+	int v;
+	if (lookup(actions, s, &v) < 0) {
+		snprintf(err, errlen, "CANCELSHIM_ACTION='%s' is not valid; accepted values: cancel, "
+			 "observe (count and log the cancels that would happen, fail nothing)", s);
 		return -1;
 	}
 	*out = v;
@@ -181,6 +197,7 @@ int cs_config_load(struct cs_config *c, const char *(*getenv_fn)(const char *),
 	FIELD("CANCELSHIM_ON", cs_parse_on, on)
 	FIELD("CANCELSHIM_CALLS", cs_parse_calls, calls)
 	FIELD("CANCELSHIM_SIGNAL", cs_parse_signal, signo)
+	FIELD("CANCELSHIM_ACTION", cs_parse_action, action)
 #undef FIELD
 	return 0;
 }
@@ -198,6 +215,11 @@ const char *cs_on_name(enum cs_on on)
 const char *cs_log_name(enum cs_log_level l)
 {
 	return l == CS_LOG_ERROR ? "error" : l == CS_LOG_WARN ? "warn" : l == CS_LOG_INFO ? "info" : "debug";
+}
+
+const char *cs_action_name(enum cs_action a)
+{
+	return a == CS_ACTION_OBSERVE ? "observe" : "cancel";
 }
 
 void cs_calls_format(unsigned calls, char *buf, size_t len)

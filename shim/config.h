@@ -8,6 +8,9 @@
 enum cs_mode { CS_MODE_AUTO, CS_MODE_EPOLL, CS_MODE_EBPF, CS_MODE_OFF };
 enum cs_on { CS_ON_FIN, CS_ON_RST };
 enum cs_log_level { CS_LOG_ERROR, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
+/* CANCELSHIM_ACTION: cancel, or only count (and log at info) the cancels
+ * that would have happened, failing no call and signalling no thread. */
+enum cs_action { CS_ACTION_CANCEL, CS_ACTION_OBSERVE };
 
 /* Call classes (CANCELSHIM_CALLS): what a cancelled thread may have failed. */
 enum cs_class {
@@ -25,6 +28,7 @@ struct cs_config {
 	unsigned calls;		/* enum cs_class bits */
 	int signo;
 	enum cs_log_level log;
+	enum cs_action action;
 };
 
 /* The defaults, as documented in the README. */
@@ -37,6 +41,7 @@ int cs_parse_on(const char *s, enum cs_on *out, char *err, size_t errlen);
 int cs_parse_calls(const char *s, unsigned *out, char *err, size_t errlen);
 int cs_parse_signal(const char *s, int *out, char *err, size_t errlen);
 int cs_parse_log(const char *s, enum cs_log_level *out, char *err, size_t errlen);
+int cs_parse_action(const char *s, enum cs_action *out, char *err, size_t errlen);
 
 /* Reads every CANCELSHIM_* variable through getenv_fn (getenv, or a test's
  * table). Stops at the first bad value: returns -1 with the message in err,
@@ -48,6 +53,7 @@ int cs_config_load(struct cs_config *c, const char *(*getenv_fn)(const char *),
 const char *cs_mode_name(enum cs_mode m);
 const char *cs_on_name(enum cs_on on);
 const char *cs_log_name(enum cs_log_level l);
+const char *cs_action_name(enum cs_action a);
 /* "net,wait" */
 void cs_calls_format(unsigned calls, char *buf, size_t len);
 /* "SIGRTMAX-1", "SIGUSR1" or the number */

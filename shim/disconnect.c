@@ -11,6 +11,7 @@
 
 #include "fdtable.h"
 #include "log.h"
+#include "observe.h"
 #include "cancel_signal.h"
 #include "stats.h"
 #include "threads.h"
@@ -51,7 +52,7 @@ static int mark_dead(uint32_t gen, int fd)
 }
 
 /* 1 if t was bound to gen (cancelled now or before), else 0. */
-static int cancel_thread(struct cs_thread *t, uint32_t gen, int rst, uint64_t now)
+static int cancel_thread(struct cs_thread *t, uint32_t gen, int fd, int rst, uint64_t now)
 {
 	uint64_t s = atomic_load(&t->state);
 
@@ -63,6 +64,16 @@ static int cancel_thread(struct cs_thread *t, uint32_t gen, int rst, uint64_t no
 		if (atomic_compare_exchange_weak(&t->state, &s, s | CS_ST_CANCEL)) {
 			int tid = atomic_load(&t->tid);
 			cs_stat_add(CS_STAT_CANCELS, 1);
+			/* Observe mode signals no one: a thread inside a call
+			 * cancel would fail is counted now (once per binding;
+			 * one entering such a call later counts itself). */
+			if (cs_observing()) {
+				if ((s & CS_ST_INCALL) && atomic_load_explicit(&t->call_nr, memory_order_relaxed))
+					cs_observe_would_cancel(t, gen, fd);
+				cs_debug("cancel conn=%u tid=%d reason=%s (observe: nothing failed)", gen, tid,
+					 rst ? "rst" : "fin");
+				return 1;
+			}
 			/* Only a thread inside a cancellable call is signalled;
 			 * any other finds the flag at its next call. */
 			if ((s & CS_ST_INCALL) && tid) {
@@ -108,7 +119,7 @@ void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns)
 	for (size_t i = 0; i < n; i++) {
 		struct cs_thread *t = cs_thread_at(i);
 		if (t && atomic_load_explicit(&t->tid, memory_order_relaxed))
-			bound += cancel_thread(t, gen, rst, now);
+			bound += cancel_thread(t, gen, fd, rst, now);
 	}
 	/* Nobody serves it any more: the request was answered, its thread moved
 	 * on to another client or turned out to run an event loop. */

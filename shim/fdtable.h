@@ -24,6 +24,9 @@
  *                        by the socket cookie (conn_key.h) and cancels.
  *            bit 40      PENDING_RST: that disconnect was a reset.
  *            bit 41      INHERITED: accepted by a parent before fork.
+ *            bit 42      BOUND: a thread bound to it (read its request); the
+ *                        connection being parked in an event loop clears it
+ *                        and, only then, ends the bindings (policy.c).
  *  LISTENER  a listening socket.
  *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
  *                        counts as a client connection.
@@ -38,7 +41,16 @@
  *                        added later (even after the first left) makes the
  *                        set an event loop's: it serves clients one after
  *                        another (a worker of memcached, of libevent)
- *            bits 0-31 / 40-63  generation and fd of the single client
+ *            bit 39      DISPATCHER: its first client was accepted after the
+ *                        set was created: a set that outlives its clients
+ *                        (Tomcat's poller, puma's reactor), an event loop's
+ *                        even while it holds a single client. A set made for
+ *                        a connection already accepted (PostgreSQL's backend)
+ *                        is not.
+ *            bits 0-31 / 40-63  generation and fd of the single client; until
+ *                        SERVED, bits 0-31 hold the set's creation stamp:
+ *                        cs_proc.next_gen when it was created (0: before the
+ *                        process accepted anything, or not seen created)
  *  OTHER     anything else, with its call class in bits 35-37 (enum cs_fdclass).
  *            bit 38      OURS: the shim's own (the eBPF watcher's), kept open
  *                        when the application closes it by mistake.
@@ -79,6 +91,7 @@ enum cs_fdclass {
 #define CS_CLIENT_PENDING (1ull << 39)
 #define CS_CLIENT_PENDING_RST (1ull << 40)
 #define CS_CLIENT_INHERITED (1ull << 41)
+#define CS_CLIENT_BOUND (1ull << 42)
 
 #define CS_LISTENER_TYPE_KNOWN (1ull << 35)
 #define CS_LISTENER_STREAM (1ull << 36)
@@ -91,6 +104,10 @@ enum cs_fdclass {
 #define CS_EPOLL_WITH_NCLIENTS(s, n) (((s) & ~(3ull << 35)) | ((uint64_t)(n) << 35))
 #define CS_EPOLL_LISTENER (1ull << 37)
 #define CS_EPOLL_SERVED (1ull << 38)
+#define CS_EPOLL_DISPATCHER (1ull << 39)
+/* An event loop's set: it holds a listener, or has held two clients, or
+ * outlives the clients it holds. */
+#define CS_EPOLL_IS_LOOPS(s) (((s) & (CS_EPOLL_LISTENER | CS_EPOLL_DISPATCHER)) || CS_EPOLL_NCLIENTS(s) >= 2)
 #define CS_EPOLL_SINGLE_FD(s) ((int)((s) >> 40))
 #define CS_EPOLL_WITH_SINGLE(s, fd, gen) \
 	(((s) & ~(CS_SLOT_GEN_MASK | (0xffffffull << 40))) | ((uint64_t)(fd) << 40) | (uint32_t)(gen))

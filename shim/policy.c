@@ -8,6 +8,7 @@
 #include "cancel_signal.h"
 #include "ebpf_watcher.h"
 #include "log.h"
+#include "observe.h"
 #include "process.h"
 #include "raw_syscall.h"
 #include "stats.h"
@@ -55,9 +56,14 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 	t->bound_fd = fd;
 	cs_debug("bind conn=%u fd=%d tid=%d", gen, fd, atomic_load(&t->tid));
 	/* The client may be gone already (see disconnect.c for the order: this
-	 * load must not move before the store above, hence seq_cst). */
+	 * load must not move before the store above, hence seq_cst). BOUND
+	 * tells a later parking (cs_conn_park) that a thread may hold it; set
+	 * after the state, so a parking that misses the bit came before this
+	 * binding. */
 	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
 	now = ref ? atomic_load(ref) : 0;
+	if (CS_SLOT_KIND(now) == CS_KIND_CLIENT && (uint32_t)now == gen && !(now & CS_CLIENT_BOUND))
+		now = atomic_fetch_or(ref, CS_CLIENT_BOUND) | CS_CLIENT_BOUND;
 	if (CS_SLOT_KIND(now) == CS_KIND_CLIENT && (uint32_t)now == gen && (now & CS_CLIENT_DEAD)) {
 		expected = gen;
 		atomic_compare_exchange_strong(&t->state, &expected, gen | CS_ST_CANCEL);
@@ -77,6 +83,52 @@ static void unbind_if(uint32_t gen)
 	s = atomic_load(&t->state);
 	if ((uint32_t)s == gen && gen)
 		atomic_compare_exchange_strong(&t->state, &s, 0);
+}
+
+/* Ends the calling thread's binding, whatever it was (its cancel flag
+ * with it): it moved on to other work. */
+static void unbind_self(struct cs_thread *t)
+{
+	if (t && (atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN))
+		atomic_store(&t->state, 0);
+}
+
+/* Ends t's binding to gen, if it has one, from any thread. The flag goes
+ * with it: parking says the request on that connection was answered, so a
+ * disconnect noticed before the parking concerns no work of t's. INCALL is
+ * kept for the thread's own exit from its call (a signal already sent finds
+ * no flag and counts as a stray: the call resumes). */
+static int unbind_other(struct cs_thread *t, uint32_t gen)
+{
+	uint64_t s = atomic_load(&t->state);
+
+	while ((uint32_t)s == gen)
+		if (atomic_compare_exchange_weak(&t->state, &s, s & CS_ST_INCALL)) {
+			cs_debug("park conn=%u: binding of tid %d ends", gen, atomic_load(&t->tid));
+			return 1;
+		}
+	return 0;
+}
+
+void cs_conn_park(int fd)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
+	uint64_t s = ref ? atomic_load(ref) : 0;
+	uint32_t gen = (uint32_t)s;
+	size_t n;
+
+	if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || !(s & (CS_CLIENT_BOUND | CS_CLIENT_SHARED)))
+		return;	/* nobody ever bound to it: the common case, one load */
+	if (s & CS_CLIENT_BOUND)
+		s = atomic_fetch_and(ref, ~CS_CLIENT_BOUND);
+	if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (uint32_t)s != gen || !(s & (CS_CLIENT_BOUND | CS_CLIENT_SHARED)))
+		return;
+	n = cs_threads_limit();
+	for (size_t i = 0; i < n; i++) {
+		struct cs_thread *t = cs_thread_at(i);
+		if (t && atomic_load_explicit(&t->tid, memory_order_relaxed))
+			unbind_other(t, gen);
+	}
 }
 
 /* The watcher starts watching a connection at the first call a cancel could
@@ -158,7 +210,7 @@ static unsigned call_class(int fd, uint64_t slot)
 /* ---- I/O ---------------------------------------------------------------- */
 
 /* NULL: pass the call through; else the thread whose call may be failed. */
-static struct cs_thread *io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait)
+static struct cs_thread *io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait, int reads)
 {
 	struct cs_thread *result = NULL;
 	int saved = errno;
@@ -166,7 +218,15 @@ static struct cs_thread *io_slow(struct cs_thread *t, int fd, uint64_t slot, int
 	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed) || cs_tls.busy)
 		return NULL;
 	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT) {
-		bind_to(t, fd, slot);	/* I/O on another client: it serves that one now */
+		/* Reading a client's request is the evidence that the thread
+		 * serves it. Writing to a client is not (a pool worker writes
+		 * the response of a request an event loop read, waitress), but
+		 * it says the thread is no longer busy with the one it was
+		 * bound to. */
+		if (reads)
+			bind_to(t, fd, slot);
+		else
+			unbind_self(t);
 	} else {
 		if (!dontwait && (call_class(fd, slot) & cs_proc.cfg.calls)) {
 			watch_bound(t);
@@ -206,6 +266,27 @@ static void enter_call(struct cs_thread *t)
 /* Issues system call nr for a bound thread so that a cancel interrupts it:
  * the raw result (-errno), -ECANCELED, or CS_PASS for a cancelled thread's
  * call that turned out to be non-blocking (never failed: libc issues it). */
+/* Observe mode's cancellable path: the call is issued as it is, never
+ * failed; a cancel flag found on entry, or set while inside (disconnect.c),
+ * is counted once. may_block: 0 for a call that cancel would not fail (a
+ * non-blocking descriptor). */
+static long observe_call(struct cs_thread *t, int fd, int may_block, long nr, long a1, long a2, long a3, long a4,
+			 long a5, long a6)
+{
+	uint64_t st;
+	long r;
+
+	atomic_store_explicit(&t->call_nr, may_block ? (int)nr : 0, memory_order_relaxed);
+	enter_call(t);
+	st = atomic_load(&t->state);
+	if ((st & CS_ST_CANCEL) && may_block)
+		cs_observe_would_cancel(t, (uint32_t)st, t->bound_fd);
+	r = cs_raw6(nr, a1, a2, a3, a4, a5, a6);
+	atomic_fetch_and(&t->state, ~CS_ST_INCALL);
+	(void)fd;
+	return r;
+}
+
 static long io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	uint64_t st;
@@ -213,6 +294,11 @@ static long io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long
 
 	uint8_t strays;
 
+	if (__builtin_expect(cs_observing(), 0)) {
+		fl = cs_raw2(SYS_fcntl, fd, F_GETFL);
+		return observe_call(t, fd, !(fl >= 0 && (fl & O_NONBLOCK)), nr, a1, a2, a3, a4, a5, a6);
+	}
+	atomic_store_explicit(&t->call_nr, (int)nr, memory_order_relaxed);
 again:
 	strays = cs_tls.strays;
 	enter_call(t);
@@ -231,16 +317,28 @@ again:
 	return -ECANCELED;
 }
 
-struct cs_thread *cs_io_decide(int fd, int dontwait)
+struct cs_thread *cs_io_decide(int fd, int dontwait, int reads)
 {
 	if (cs_io_direct(fd))
 		return NULL;	/* serving no one, or its own client */
-	return io_slow(cs_tls.rec, fd, cs_fd_get(fd), dontwait);
+	return io_slow(cs_tls.rec, fd, cs_fd_get(fd), dontwait, reads);
+}
+
+/* The calls that read what a peer sent: on a client socket, its request. */
+static int nr_reads(long nr)
+{
+	switch (nr) {
+	case SYS_read: case SYS_readv: case SYS_pread64: case SYS_preadv: case SYS_preadv2:
+	case SYS_recvfrom: case SYS_recvmsg: case SYS_recvmmsg:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 long cs_io_route(int fd, int dontwait, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
-	struct cs_thread *t = cs_io_decide(fd, dontwait);
+	struct cs_thread *t = cs_io_decide(fd, dontwait, nr_reads(nr));
 	return t ? io_call(t, fd, nr, a1, a2, a3, a4, a5, a6) : CS_PASS;
 }
 
@@ -268,8 +366,11 @@ static void fold_epoll(struct cs_wait_scan *w, uint64_t e)
 	} else if (n == 1) {
 		int fd = CS_EPOLL_SINGLE_FD(e);
 		uint64_t s = cs_fd_get(fd);
-		if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == (uint32_t)e)
+		if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == (uint32_t)e) {
 			add_client(w, (uint32_t)e, fd);
+			if (e & CS_EPOLL_DISPATCHER)
+				w->dispatcher = 1;
+		}
 	}
 }
 
@@ -319,7 +420,9 @@ struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan 
 
 	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed) || cs_tls.busy)
 		return NULL;
-	if (w->clients >= 2 || (w->listener && w->clients)) {
+	if (w->clients >= 2 || ((w->listener || w->dispatcher) && w->clients)) {
+		/* Only what a thread waits on makes it an event loop (never an
+		 * epoll_ctl on someone else's set). */
 		become_loop(t);
 	} else if (w->listener) {
 		/* Waiting for connections only: an acceptor, done with the
@@ -347,6 +450,9 @@ long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long 
 	uint64_t st;
 	long r;
 
+	if (__builtin_expect(cs_observing(), 0))
+		return observe_call(t, -1, 1, nr, a1, a2, a3, a4, a5, a6);
+	atomic_store_explicit(&t->call_nr, (int)nr, memory_order_relaxed);
 	enter_call(t);
 	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
 	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
@@ -436,7 +542,14 @@ void cs_fd_listening(int fd)
 
 void cs_fd_epoll_created(int epfd)
 {
-	uint64_t prev = cs_fd_exchange(epfd, CS_SLOT_MAKE(CS_KIND_EPOLL, 0), 0);
+	/* Stamped with the generation the next accepted client will get: a
+	 * client with that generation or a later one was accepted after the set
+	 * was made (a dispatcher's set, see epoll_with). Before the process
+	 * serves anyone the page need not exist: stamp 0 says "before every
+	 * client" all the same. */
+	int serving = atomic_load_explicit(&cs_proc.serving, memory_order_relaxed);
+	uint32_t stamp = serving ? atomic_load_explicit(&cs_proc.next_gen, memory_order_relaxed) : 0;
+	uint64_t prev = cs_fd_exchange(epfd, CS_SLOT_MAKE(CS_KIND_EPOLL, stamp), serving);
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
 		unbind_if((uint32_t)prev);
 }
@@ -460,8 +573,16 @@ static uint64_t epoll_with(uint64_t e, int fd, uint64_t s)
 	case CS_KIND_CLIENT:
 		if (n >= 2)
 			return e;
-		if (!(e & CS_EPOLL_SERVED))	/* its first client */
-			return CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1) | CS_EPOLL_SERVED, fd, (uint32_t)s);
+		if (!(e & CS_EPOLL_SERVED)) {	/* its first client */
+			/* Accepted after the set was created (stamp 0: created
+			 * before any client, or never seen created): the set
+			 * outlives its clients, a dispatcher's (Tomcat's poller,
+			 * puma's reactor). Accepted before: a set made for this
+			 * connection (PostgreSQL's backend). */
+			uint32_t stamp = (uint32_t)e;
+			uint64_t d = (!stamp || (int32_t)((uint32_t)s - stamp) >= 0) ? CS_EPOLL_DISPATCHER : 0;
+			return CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1) | CS_EPOLL_SERVED | d, fd, (uint32_t)s);
+		}
 		if ((uint32_t)e == (uint32_t)s)	/* the same client again (or a dup of it) */
 			return n == 1 ? e : CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1), fd, (uint32_t)s);
 		/* Another client, beside the first or after it: a set that
@@ -473,9 +594,37 @@ static uint64_t epoll_with(uint64_t e, int fd, uint64_t s)
 	}
 }
 
+/* Client fd was put (or re-armed) in set epfd, whose summary is now e;
+ * before was its summary before. In an event loop's set the connection is
+ * parked: no thread serves it now, whoever did is done with it (puma's
+ * reactor, Tomcat's poller, gunicorn gthread's main loop). The thread doing
+ * it runs that loop only if it waits on the set itself; a worker handing
+ * its client back to someone else's loop is no loop. */
+static void handed_to_set(int epfd, int fd, uint64_t before, uint64_t e)
+{
+	if (!CS_EPOLL_IS_LOOPS(e) || !atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
+		return;
+	cs_conn_park(fd);
+	/* The set just turned into a loop's: its single client is parked too. */
+	if (CS_SLOT_KIND(before) == CS_KIND_EPOLL && !CS_EPOLL_IS_LOOPS(before) && CS_EPOLL_NCLIENTS(before) == 1)
+		cs_conn_park(CS_EPOLL_SINGLE_FD(before));
+	if (cs_tls.wait_epfd == epfd + 1)
+		become_loop(cs_tls.rec);
+}
+
+void cs_fd_epoll_rearmed(int epfd, int fd)
+{
+	uint64_t s = cs_fd_get(fd), e = cs_fd_get(epfd);
+	int saved = errno;
+
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && CS_SLOT_KIND(e) == CS_KIND_EPOLL)
+		handed_to_set(epfd, fd, e, e);
+	errno = saved;
+}
+
 void cs_fd_epoll_added(int epfd, int fd)
 {
-	uint64_t s = cs_fd_get(fd), e;
+	uint64_t s = cs_fd_get(fd), e, before;
 	_Atomic uint64_t *ref;
 	int saved = errno;
 
@@ -488,18 +637,15 @@ void cs_fd_epoll_added(int epfd, int fd)
 	e = atomic_load(ref);
 	for (;;) {
 		uint64_t base = CS_SLOT_KIND(e) == CS_KIND_EPOLL ? e : CS_SLOT_MAKE(CS_KIND_EPOLL, 0);
+		before = e;
 		uint64_t next = epoll_with(base, fd, s);
 		if (next == e || atomic_compare_exchange_weak(ref, &e, next)) {
 			e = next;
 			break;
 		}
 	}
-	/* Adding a client to a set that already holds a listener or another
-	 * client: the thread doing it runs an event loop, and knows it before
-	 * it first reads from this client. */
-	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && ((e & CS_EPOLL_LISTENER) || CS_EPOLL_NCLIENTS(e) >= 2) &&
-	    atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
-		become_loop(cs_tls.rec);
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT)
+		handed_to_set(epfd, fd, before, e);
 out:
 	errno = saved;
 }

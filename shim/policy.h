@@ -45,13 +45,27 @@ static inline int cs_io_direct(int fd)
 long cs_io_route(int fd, int dontwait, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
 /* The decision alone (binding included): the thread whose call on fd would go
- * through the cancellable path, or NULL when it goes straight to libc. */
-struct cs_thread *cs_io_decide(int fd, int dontwait);
+ * through the cancellable path, or NULL when it goes straight to libc.
+ * reads: the call reads what the peer sent (read, recv...): on a client
+ * socket, the evidence that the thread serves that client. Any other call
+ * on a client that is not the thread's own ends its binding. */
+struct cs_thread *cs_io_decide(int fd, int dontwait, int reads);
 
 static inline struct cs_thread *cs_io_enter(int fd, int dontwait)
 {
-	return cs_io_direct(fd) ? NULL : cs_io_decide(fd, dontwait);
+	return cs_io_direct(fd) ? NULL : cs_io_decide(fd, dontwait, 1);
 }
+
+static inline struct cs_thread *cs_io_enter_write(int fd, int dontwait)
+{
+	return cs_io_direct(fd) ? NULL : cs_io_decide(fd, dontwait, 0);
+}
+
+/* The connection behind fd is parked in an event loop (put or re-armed in a
+ * loop's epoll set, or named in a multiplexing wait): every thread bound to
+ * it is done with it, and its binding ends. One load when no thread ever
+ * bound to it. */
+void cs_conn_park(int fd);
 
 /* Waits. A wait is scanned only when the calling thread is bound. */
 struct cs_wait_scan {
@@ -59,6 +73,7 @@ struct cs_wait_scan {
 	uint32_t client_gen;	/* the first one */
 	int client_fd;
 	int listener;		/* a listening socket is watched */
+	int dispatcher;		/* its client is in a set that outlives its clients */
 };
 
 /* Whether a wait is worth scanning: once the process serves clients, and
@@ -109,5 +124,6 @@ void cs_fd_listening(int fd);
 void cs_fd_epoll_created(int epfd);
 void cs_fd_epoll_added(int epfd, int fd);
 void cs_fd_epoll_removed(int epfd, int fd);
+void cs_fd_epoll_rearmed(int epfd, int fd);	/* EPOLL_CTL_MOD */
 
 #endif

@@ -66,8 +66,9 @@ __attribute__((constructor)) static void cs_load(void)
 	 * listen() or accept() of a TCP socket. */
 	cs_ebpf_configure(cs_proc.cfg.mode);
 	atomic_store(&cs_proc.active, 1);
-	cs_info("active: mode %s, on %s, calls %s, signal %s",
-		cs_ebpf_state() == CS_EBPF_IDLE ? "ebpf" : "epoll", cs_on_name(cs_proc.cfg.on), calls, sig);
+	cs_info("active: mode %s, on %s, calls %s, signal %s%s",
+		cs_ebpf_state() == CS_EBPF_IDLE ? "ebpf" : "epoll", cs_on_name(cs_proc.cfg.on), calls, sig,
+		cs_proc.cfg.action == CS_ACTION_OBSERVE ? ", action observe (nothing is failed)" : "");
 out:
 	errno = saved;
 }

@@ -35,7 +35,7 @@ enum cs_stat {
 	CS_STAT_INHERITED = 12,		/* client descriptors present at fork (child only) */
 	CS_STAT_DUPLICATED = 13,	/* client descriptors made by dup/dup2/F_DUPFD */
 	CS_STAT_UNBOUND = 14,		/* disconnects the watcher saw with no thread bound */
-	CS_STAT_RESERVED = 15,
+	CS_STAT_WOULD_CANCEL = 15,	/* CANCELSHIM_ACTION=observe: cancels that would have failed a call */
 	CS_STAT_LATENCY = 16,		/* CS_LATENCY_BUCKETS buckets follow */
 	CS_STAT_COUNT = CS_STAT_LATENCY + CS_LATENCY_BUCKETS
 };

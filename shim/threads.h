@@ -8,6 +8,8 @@
  *
  * state (one atomic word, so binding and cancelling cannot interleave badly):
  *   bits 0-31  generation of the client connection the thread is bound to (0: none)
+ *   bit 61     OBSERVED: (CANCELSHIM_ACTION=observe) the cancel of this
+ *              binding was counted as a would-cancel already
  *   bit 62     INCALL: the thread is inside a cancellable system call
  *   bit 63     CANCEL: that connection is gone; fail blocking calls
  */
@@ -19,6 +21,7 @@
 #include <stdint.h>
 
 #define CS_ST_GEN 0xffffffffull
+#define CS_ST_OBSERVED (1ull << 61)
 #define CS_ST_INCALL (1ull << 62)
 #define CS_ST_CANCEL (1ull << 63)
 
@@ -30,7 +33,11 @@ struct cs_thread {
 	 * cancel_gen (CLOCK_MONOTONIC ns, 0: no cancel pending). */
 	_Atomic uint64_t cancel_ns;
 	_Atomic uint32_t cancel_gen;
-	char pad[64 - 2 * sizeof(uint64_t) - 3 * sizeof(int)];
+	/* The system call number of the cancellable call it is in or entering
+	 * (set on the cancellable path only, before INCALL; 0: a call that
+	 * would not be failed), for observe mode's log line. */
+	_Atomic int call_nr;
+	char pad[64 - 2 * sizeof(uint64_t) - 4 * sizeof(int)];
 };
 
 /* Thread-local, initial-exec: reading it is one instruction, and it is safe in
@@ -41,6 +48,7 @@ struct cs_tls {
 	uint8_t app_blocked;	/* the application believes it blocked the cancel signal */
 	uint8_t busy;		/* inside the shim's own start-up: don't recurse */
 	uint8_t strays;		/* cancel signals that arrived for a binding already gone */
+	int wait_epfd;		/* 1 + the epoll set of the thread's last scanned wait (0: none) */
 };
 extern __thread struct cs_tls cs_tls __attribute__((tls_model("initial-exec")));
 

@@ -323,6 +323,8 @@ CS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		KEEP_ERRNO(cs_fd_epoll_added(epfd, fd));
 	else if (r == 0 && op == EPOLL_CTL_DEL)
 		KEEP_ERRNO(cs_fd_epoll_removed(epfd, fd));
+	else if (r == 0 && op == EPOLL_CTL_MOD)
+		KEEP_ERRNO(cs_fd_epoll_rearmed(epfd, fd));
 	return r;
 }
 

@@ -73,10 +73,18 @@ static int ms_left(int ms, int64_t start)
 static struct cs_thread *decide_pollfds(const struct pollfd *fds, nfds_t n, int zero)
 {
 	struct cs_wait_scan w = { 0 };
+	struct cs_thread *t;
+
 	for (nfds_t i = 0; i < n; i++)
 		if (fds[i].fd >= 0)
 			cs_wait_scan_fd(&w, fds[i].fd);
-	return cs_wait_decide(cs_tls.rec, &w, zero);
+	t = cs_wait_decide(cs_tls.rec, &w, zero);
+	/* A multiplexing wait (the thread's first: it is a loop now, and its
+	 * waits are not looked at again) parks every client it names. */
+	if (cs_tls.loop)
+		for (nfds_t i = 0; i < n; i++)
+			cs_conn_park(fds[i].fd);
+	return t;
 }
 
 /* ---- poll, ppoll ---------------------------------------------------------- */
@@ -145,13 +153,19 @@ CS_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t
 static struct cs_thread *decide_fdsets(int nfds, const fd_set *r, const fd_set *w, const fd_set *e, int zero)
 {
 	struct cs_wait_scan scan = { 0 };
+	struct cs_thread *t;
 
 	if (nfds > FD_SETSIZE)
 		nfds = FD_SETSIZE;
 	for (int fd = 0; fd < nfds; fd++)
 		if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
 			cs_wait_scan_fd(&scan, fd);
-	return cs_wait_decide(cs_tls.rec, &scan, zero);
+	t = cs_wait_decide(cs_tls.rec, &scan, zero);
+	if (cs_tls.loop)	/* as in decide_pollfds */
+		for (int fd = 0; fd < nfds; fd++)
+			if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
+				cs_conn_park(fd);
+	return t;
 }
 
 static SLOW int select_slow(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
@@ -204,6 +218,9 @@ CS_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
 static struct cs_thread *decide_epoll(int epfd, int zero)
 {
 	struct cs_wait_scan w = { 0 };
+	/* Remembered so that a client this thread later adds to the set it
+	 * waits on makes it a loop at once (policy.c, handed_to_set). */
+	cs_tls.wait_epfd = epfd + 1;
 	cs_wait_scan_epoll(&w, epfd);
 	return cs_wait_decide(cs_tls.rec, &w, zero);
 }

@@ -38,6 +38,10 @@ static const char help_text[] =
 	"  --signal SIG   CANCELSHIM_SIGNAL: SIGUSR1, SIGUSR2, SIGRTMIN+N, SIGRTMAX-N,\n"
 	"                 or the number of one of those\n"
 	"  --log LEVEL    CANCELSHIM_LOG: error | warn | info | debug\n"
+	"  --observe      CANCELSHIM_ACTION=observe: fail no call, signal no thread;\n"
+	"                 count each cancel that would have happened (cancelctl stats,\n"
+	"                 column WOULD) and, with --log info, log it\n"
+	"  --action A     CANCELSHIM_ACTION: cancel | observe\n"
 	"  --lib PATH     use this libcancelshim.so (see below)\n"
 	"  --force        run CMD even if 'cancelctl check' says the shim cannot work\n"
 	"                 on it (statically linked, Go, set-user-ID...)\n"
@@ -57,7 +61,7 @@ static const char help_text[] =
 
 struct run_options {
 	const char *lib;
-	const char *env[5][2];	/* variable, value */
+	const char *env[6][2];	/* variable, value */
 	size_t n_env;
 	bool force, quiet;
 };
@@ -113,6 +117,12 @@ static int valid_log(const char *s, char *err, size_t n)
 	return *s ? cs_parse_log(s, &v, err, n) : (snprintf(err, n, "empty value"), -1);
 }
 
+static int valid_action(const char *s, char *err, size_t n)
+{
+	enum cs_action v;
+	return *s ? cs_parse_action(s, &v, err, n) : (snprintf(err, n, "empty value"), -1);
+}
+
 /* 0 and CMD's index in argv, or an exit status + 1000 for "return now". */
 static int parse(int argc, char **argv, struct run_options *o)
 {
@@ -122,6 +132,8 @@ static int parse(int argc, char **argv, struct run_options *o)
 		{ "calls",   required_argument, NULL, 'c' },
 		{ "signal",  required_argument, NULL, 's' },
 		{ "log",     required_argument, NULL, 'L' },
+		{ "action",  required_argument, NULL, 'a' },
+		{ "observe", no_argument,       NULL, 'O' },
 		{ "lib",     required_argument, NULL, 'l' },
 		{ "force",   no_argument,       NULL, 'f' },
 		{ "quiet",   no_argument,       NULL, 'q' },
@@ -138,6 +150,8 @@ static int parse(int argc, char **argv, struct run_options *o)
 		case 'c': bad |= setting(o, "calls", "CANCELSHIM_CALLS", optarg, valid_calls); break;
 		case 's': bad |= setting(o, "signal", "CANCELSHIM_SIGNAL", optarg, valid_signal); break;
 		case 'L': bad |= setting(o, "log", "CANCELSHIM_LOG", optarg, valid_log); break;
+		case 'a': bad |= setting(o, "action", "CANCELSHIM_ACTION", optarg, valid_action); break;
+		case 'O': bad |= setting(o, "observe", "CANCELSHIM_ACTION", "observe", valid_action); break;
 		case 'l': o->lib = optarg; break;
 		case 'f': o->force = true; break;
 		case 'q': o->quiet = true; break;

@@ -47,8 +47,8 @@ void stats_print_table(FILE *out, const struct stats_list *now, const struct sta
 {
 	char cmd[33], p50[16], p99[16];
 
-	fprintf(out, "%-8s %-32s %-6s %6s %8s %8s %8s %9s %9s %9s", "PID", "COMMAND", "MODE", "LIVE", "ACCEPTED",
-		"DISCONN", "CANCELS", "ECANCELED", "P50", "P99");
+	fprintf(out, "%-8s %-32s %-6s %6s %8s %8s %8s %9s %9s %9s %6s", "PID", "COMMAND", "MODE", "LIVE", "ACCEPTED",
+		"DISCONN", "CANCELS", "ECANCELED", "P50", "P99", "WOULD");
 	if (prev)
 		fprintf(out, " %8s %8s", "DISC/s", "CANC/s");
 	fputc('\n', out);
@@ -56,9 +56,9 @@ void stats_print_table(FILE *out, const struct stats_list *now, const struct sta
 		const struct stats_proc *p = &now->procs[i];
 		fmt_latency(p50, sizeof p50, stats_latency_quantile_us(p, 0.50));
 		fmt_latency(p99, sizeof p99, stats_latency_quantile_us(p, 0.99));
-		fprintf(out, "%-8d %-32.32s %-6s %6" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %9" PRIu64 " %9s %9s",
+		fprintf(out, "%-8d %-32.32s %-6s %6" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %9" PRIu64 " %9s %9s %6" PRIu64,
 			p->pid, short_cmd(p, cmd, sizeof cmd), p->mode, stats_active(p), p->c[CS_STAT_CONNECTIONS],
-			stats_disconnects(p), p->c[CS_STAT_CANCELS], stats_ecanceled(p), p50, p99);
+			stats_disconnects(p), p->c[CS_STAT_CANCELS], stats_ecanceled(p), p50, p99, p->c[CS_STAT_WOULD_CANCEL]);
 		if (prev) {
 			const struct stats_proc *q = stats_find(prev, p->pid);
 			double secs = q ? (double)(p->read_ns - q->read_ns) / 1e9 : 0;
@@ -141,6 +141,7 @@ void stats_print_json(FILE *out, const struct stats_list *l)
 		fprintf(out, "},");
 		json_u(out, "ecanceled_total", stats_ecanceled(p), 1);
 		json_u(out, "event_loop_threads", p->c[CS_STAT_LOOP_THREADS], 1);
+		json_u(out, "would_cancel", p->c[CS_STAT_WOULD_CANCEL], 1);
 		fprintf(out, "\"cancel_latency_us\":{");
 		json_u(out, "count", stats_latency_count(p), 1);
 		json_latency_q(out, "p50", stats_latency_quantile_us(p, 0.50));
@@ -212,6 +213,7 @@ static const struct prom_simple simple[] = {
 	{ NULL, NULL, NULL, CS_STAT_FAILED_FILE, "class", "file" },
 	{ NULL, NULL, NULL, CS_STAT_FAILED_PIPE, "class", "pipe" },
 	{ "cancelshim_event_loop_threads_total", "counter", "Threads recognised as event loops (never cancelled).", CS_STAT_LOOP_THREADS, NULL, NULL },
+	{ "cancelshim_would_cancel_total", "counter", "CANCELSHIM_ACTION=observe: requests whose call would have failed with ECANCELED (nothing was failed).", CS_STAT_WOULD_CANCEL, NULL, NULL },
 };
 
 void stats_print_prometheus(FILE *out, const struct stats_list *l)

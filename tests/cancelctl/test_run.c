@@ -61,6 +61,21 @@ Test(run, options_become_cancelshim_variables)
 	proc_free(&r);
 }
 
+Test(run, observe_sets_the_action)
+{
+	const char *args[] = { "run", "--observe", CS_TEST_PROBE, NULL };
+	const char *bad[] = { "run", "--action", "dry", CS_TEST_PROBE, NULL };
+	struct proc_result r;
+	ctl(args, NULL, &r);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_assert_str_eq(value(&r, "CANCELSHIM_ACTION"), "observe");
+	proc_free(&r);
+	ctl(bad, NULL, &r);
+	cr_assert_eq(r.status, 2, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.err, "CANCELSHIM_ACTION='dry'") && strstr(r.err, "observe"), "%s", r.err);
+	proc_free(&r);
+}
+
 Test(run, variables_already_set_are_left_alone_unless_an_option_says_otherwise)
 {
 	const char *env[] = { "CANCELSHIM_MODE=off", "CANCELSHIM_ON=rst", NULL };

@@ -351,13 +351,19 @@ Test(wait_decide, scanned_epoll_loop_end_to_end)
 	cr_assert_eq(cs_tls.loop, 1);
 }
 
-Test(wait_decide, adding_a_client_next_to_a_listener_or_client_makes_a_loop)
+/* Adding a client to a loop's set makes the adder a loop only when it waits
+ * on that set itself (nginx adds what it accepted to the set it waits on);
+ * a worker handing its client to another thread's set is no loop (gunicorn
+ * gthread): registering is not waiting. */
+Test(wait_decide, adding_a_client_to_the_set_it_waits_on_makes_a_loop)
 {
 	struct cs_thread *t = unit_thread(5);
 	unit_set(FD_LISTEN, unit_listener());
 	unit_set(FD_A, unit_client(5));
 	unit_set(FD_B, unit_client(6));
+	unit_set(FD_EP, CS_SLOT_MAKE(CS_KIND_EPOLL, 100));	/* created after A and B were accepted */
 
+	cs_tls.wait_epfd = FD_EP + 1;
 	cs_fd_epoll_added(FD_EP, FD_A);	/* one client alone: not a loop */
 	cr_assert_eq(cs_tls.loop, 0);
 	cr_assert_eq(unit_state(t), 5);
@@ -367,6 +373,7 @@ Test(wait_decide, adding_a_client_next_to_a_listener_or_client_makes_a_loop)
 
 	cs_tls.loop = 0;
 	atomic_store(&t->state, 5);
+	cs_tls.wait_epfd = FD_EP2 + 1;
 	cs_fd_epoll_added(FD_EP2, FD_LISTEN);	/* an acceptor's set */
 	cr_assert_eq(cs_tls.loop, 0);
 	cs_fd_epoll_added(FD_EP2, FD_A);	/* ...that serves clients too */

@@ -445,3 +445,34 @@ Test(config, signal_format)
 	cr_assert_eq(cs_parse_signal(buf, &signo, err, sizeof err), 0);
 	cr_assert_eq(signo, SIGUSR2);
 }
+
+/* ---- CANCELSHIM_ACTION ---------------------------------------------------- */
+
+Test(config, action_defaults_to_cancel_and_accepts_observe)
+{
+	static const char *const env[] = { "CANCELSHIM_ACTION", "Observe", NULL };
+	struct cs_config c;
+	enum cs_action a;
+
+	cs_config_defaults(&c);
+	cr_assert_eq(c.action, CS_ACTION_CANCEL);
+	cr_assert_eq(cs_parse_action("cancel", &a, err, sizeof err), 0);
+	cr_assert_eq(a, CS_ACTION_CANCEL);
+	cr_assert_eq(load(env, &c), 0, "%s", err);
+	cr_assert_eq(c.action, CS_ACTION_OBSERVE);
+	cr_assert_str_eq(cs_action_name(CS_ACTION_OBSERVE), "observe");
+	cr_assert_str_eq(cs_action_name(CS_ACTION_CANCEL), "cancel");
+}
+
+Test(config, action_rejects_others_naming_the_variable)
+{
+	static const char *const env[] = { "CANCELSHIM_ACTION", "dry-run", NULL };
+	static const char *const accepted[] = { "cancel", "observe", NULL };
+	struct cs_config c;
+	enum cs_action a;
+
+	cr_assert_eq(cs_parse_action("watch", &a, err, sizeof err), -1);
+	assert_error("CANCELSHIM_ACTION", "watch", accepted);
+	cr_assert_eq(load(env, &c), -1);
+	assert_error("CANCELSHIM_ACTION", "dry-run", accepted);
+}
