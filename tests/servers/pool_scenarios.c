@@ -130,10 +130,17 @@ static void read_ok(struct pool_server *s, struct http_conn *c, const char *id, 
 {
 	struct http_resp r;
 	int rc = http_read_response(c, &r, RESP_MS);
-	char *out = rc == 0 && r.status == 200 ? NULL : app_text(s);
-	cr_assert_eq(rc, 0, "%s: request %s: %s\napp output:\n%s", s->name, id, r.err, out);
-	cr_assert_eq(r.status, 200, "%s: request %s: status %d\n%s\napp output:\n%s", s->name, id,
-		     r.status, r.body, out);
+	char *out = NULL, *err = NULL;
+	if (rc != 0 || r.status != 200) {
+		out = tl_proc_stdout(s->proc);
+		err = tl_proc_stderr(s->proc);
+	}
+	/* The end of stderr: the server's traceback, the shim's last lines. */
+	const char *err_end = err && strlen(err) > 6000 ? err + strlen(err) - 6000 : err;
+	cr_assert_eq(rc, 0, "%s: request %s: %s\nstdout:\n%s\nstderr (end):\n%s", s->name, id,
+		     r.err, out, err_end);
+	cr_assert_eq(r.status, 200, "%s: request %s: status %d\n%s\nstdout:\n%s\nstderr (end):\n%s",
+		     s->name, id, r.status, r.body, out, err_end);
 	char *expect = expected_body(s, id, calls);
 	cr_assert_str_eq(r.body, expect, "%s: request %s: wrong body", s->name, id);
 	free(expect);
@@ -171,6 +178,14 @@ static void leave(int fd, bool rst)
 		tl_abort(fd);
 	else
 		close(fd);
+}
+
+const char *pool_shim_log(void)
+{
+	static char env[64];
+	const char *level = getenv("CS_POOL_SHIM_LOG");
+	snprintf(env, sizeof env, "CANCELSHIM_LOG=%s", level && *level ? level : "info");
+	return env;
 }
 
 void pool_check_healthy(struct pool_server *s)

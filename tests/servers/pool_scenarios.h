@@ -64,6 +64,10 @@ void pool_followups(struct pool_server *s);
  * on the others (status and body checked); the server serves afterwards. */
 void pool_load(struct pool_server *s);
 
+/* "CANCELSHIM_LOG=info" for the server's environment, or the level in
+ * $CS_POOL_SHIM_LOG (debug: every bind and cancel, to see why one happened). */
+const char *pool_shim_log(void);
+
 /* The server is alive, its stderr shows the shim and none of bad_log. */
 void pool_check_healthy(struct pool_server *s);
 

@@ -39,7 +39,7 @@ static void start(void)
 	const char *argv[] = { GUNICORN, "--workers", "1", "--worker-class", "gthread",
 			       "--threads", "1", "--keep-alive", "30", "--bind", bind,
 			       "--chdir", dir, "--timeout", "30", "slow_wsgi:app", NULL };
-	const char *env[] = { uport, "CANCELSHIM_LOG=info", "PYTHONDONTWRITEBYTECODE=1", NULL };
+	const char *env[] = { uport, pool_shim_log(), "PYTHONDONTWRITEBYTECODE=1", NULL };
 	srv.proc = tl_spawn(argv, env, TL_SHIM);
 	cr_assert_not_null(srv.proc, "spawn gunicorn: %s", strerror(errno));
 	cr_assert(tl_proc_wait_stderr(srv.proc, "Booting worker", 15000), "gunicorn did not start");

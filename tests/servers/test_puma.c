@@ -39,7 +39,7 @@ static void start(struct pool_server *s, const char *workers)
 	char *bind = tl_strdupf("tcp://127.0.0.1:%d", s->port);
 	char *uport = tl_strdupf("SLOW_UPSTREAM_PORT=%d", tl_upstream_port(s->slow));
 	const char *argv[] = { PUMA, "-b", bind, "-t", "1:1", "-w", workers, app, NULL };
-	const char *env[] = { uport, "CANCELSHIM_LOG=info", NULL };
+	const char *env[] = { uport, pool_shim_log(), NULL };
 	s->proc = tl_spawn(argv, env, TL_SHIM);
 	cr_assert_not_null(s->proc, "spawn puma: %s", strerror(errno));
 	/* Every worker booted (cluster), then the port answers. */

@@ -110,7 +110,7 @@ static void start(void)
 			       dbase, "-Dcatalina.home=" TOMCAT_HOME, dtmp,
 			       "-cp", TOMCAT_HOME "/bin/bootstrap.jar:" TOMCAT_HOME "/bin/tomcat-juli.jar",
 			       "org.apache.catalina.startup.Bootstrap", "start", NULL };
-	const char *env[] = { uport, "CANCELSHIM_LOG=info", NULL };
+	const char *env[] = { uport, pool_shim_log(), NULL };
 	srv.proc = tl_spawn(argv, env, TL_SHIM);
 	cr_assert_not_null(srv.proc, "spawn java: %s", strerror(errno));
 	char *err = NULL;

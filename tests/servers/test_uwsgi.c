@@ -41,7 +41,7 @@ static void start(void)
 			       "--wsgi-file", app, "--callable", "app", "--processes", "1",
 			       "--threads", "2", "--socket-timeout", "30", "--need-app",
 			       "--die-on-term", NULL };
-	const char *env[] = { uport, "CANCELSHIM_LOG=info", "PYTHONDONTWRITEBYTECODE=1", NULL };
+	const char *env[] = { uport, pool_shim_log(), "PYTHONDONTWRITEBYTECODE=1", NULL };
 	srv.proc = tl_spawn(argv, env, TL_SHIM);
 	cr_assert_not_null(srv.proc, "spawn uwsgi: %s", strerror(errno));
 	cr_assert(tl_proc_wait_stderr(srv.proc, "WSGI app 0", 15000), "uwsgi did not start");

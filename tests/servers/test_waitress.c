@@ -37,7 +37,7 @@ static void start(void)
 	char *listen = tl_strdupf("--listen=127.0.0.1:%d", srv.port);
 	char *uport = tl_strdupf("SLOW_UPSTREAM_PORT=%d", tl_upstream_port(srv.slow));
 	const char *argv[] = { WAITRESS, listen, "--threads=1", "slow_wsgi:app", NULL };
-	const char *env[] = { uport, pypath, "CANCELSHIM_LOG=info", "PYTHONDONTWRITEBYTECODE=1",
+	const char *env[] = { uport, pypath, pool_shim_log(), "PYTHONDONTWRITEBYTECODE=1",
 			      NULL };
 	srv.proc = tl_spawn(argv, env, TL_SHIM);
 	cr_assert_not_null(srv.proc, "spawn waitress: %s", strerror(errno));
