@@ -39,5 +39,6 @@ int scenario_race(int argc, char **argv);
 int scenario_churn(int argc, char **argv);
 int scenario_spawn(int argc, char **argv);
 int scenario_errno(int argc, char **argv);
+int scenario_pool(int argc, char **argv);
 
 #endif

@@ -149,6 +149,7 @@ static const struct {
 	{ "cancel", scenario_cancel }, { "loop", scenario_loop },     { "inert", scenario_inert },     { "late", scenario_late },
 	{ "fork", scenario_fork },     { "race", scenario_race },
 	{ "churn", scenario_churn },   { "spawn", scenario_spawn },     { "errno", scenario_errno },
+	{ "pool", scenario_pool },
 };
 
 int main(int argc, char **argv)
