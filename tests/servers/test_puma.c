@@ -15,10 +15,20 @@
 
 #define PUMA "/usr/bin/puma"
 
+/* After a keep-alive response puma's worker waits up to 0.2 s on the client
+ * alone (Client#reset, FAST_TRACK_KA_TIMEOUT: this binds it), then hands it
+ * to the reactor. The reactor's nio4r/libev selector re-arms a descriptor it
+ * still holds with an EPOLL_CTL_ADD that fails with EEXIST, and no MOD (seen
+ * with strace); the shim parks only on a successful ADD or MOD, so the worker
+ * stays bound to that client while it runs a follow-up the reactor read for
+ * another one, and the first client leaving fails it (ECANCELED, 500). */
+#define PUMA_GAP "libev re-arms a kept-alive client with an EPOLL_CTL_ADD failing with EEXIST, " \
+		 "which the shim does not take as parking"
+
 static struct pool_server single = { .name = "puma", .path = "/work", .processes = 1,
-				     .worker_reads_request = true };
+				     .worker_reads_request = true, .followups_gap = PUMA_GAP };
 static struct pool_server cluster = { .name = "puma -w 2", .path = "/work", .processes = 2,
-				      .worker_reads_request = true };
+				      .worker_reads_request = true, .followups_gap = PUMA_GAP };
 
 static void stop(void)
 {
