@@ -218,9 +218,11 @@ CS_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
 static struct cs_thread *decide_epoll(int epfd, int zero)
 {
 	struct cs_wait_scan w = { 0 };
-	/* Remembered so that a client this thread later adds to the set it
-	 * waits on makes it a loop at once (policy.c, handed_to_set). */
-	cs_tls.wait_epfd = epfd + 1;
+	/* The exported wrappers remember epfd in cs_tls.wait_epfd, even for
+	 * the waits they pass straight through (an event loop's first waits
+	 * come before the process accepts anything): a client this thread
+	 * later adds to the set it waits on makes it a loop at once, before it
+	 * reads from that client (policy.c, handed_to_set). */
 	cs_wait_scan_epoll(&w, epfd);
 	return cs_wait_decide(cs_tls.rec, &w, zero);
 }
@@ -244,6 +246,7 @@ static SLOW int epoll_pwait_slow(int epfd, struct epoll_event *ev, int max, int 
 
 CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms)
 {
+	cs_tls.wait_epfd = epfd + 1;	/* one store: see decide_epoll */
 	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return cs_real.epoll_wait(epfd, ev, max, ms);
 	return epoll_pwait_slow(epfd, ev, max, ms, NULL);
@@ -251,6 +254,7 @@ CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms)
 
 CS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int ms, const sigset_t *mask)
 {
+	cs_tls.wait_epfd = epfd + 1;	/* one store: see decide_epoll */
 	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return cs_real.epoll_pwait(epfd, ev, max, ms, mask);
 	return epoll_pwait_slow(epfd, ev, max, ms, mask);
@@ -289,6 +293,7 @@ static SLOW int epoll_pwait2_slow(int epfd, struct epoll_event *ev, int max, con
 
 CS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *tmo, const sigset_t *mask)
 {
+	cs_tls.wait_epfd = epfd + 1;	/* one store: see decide_epoll */
 	if (__builtin_expect(!cs_wait_scanned(), 1))
 		return cs_real.epoll_pwait2(epfd, ev, max, tmo, mask);
 	return epoll_pwait2_slow(epfd, ev, max, tmo, mask);

@@ -433,11 +433,72 @@ const char *race_walk_vs_claims(void)
 	return NULL;
 }
 
+/* ---- parking racing a binding: a binding that survives is always found ---- */
+
+/* A worker binds to A (reads its request) while an event loop parks A, over
+ * and over. Whichever comes first, a binding left standing must have the
+ * BOUND bit in A's word, or the next parking would skip the walk and leave
+ * the worker bound to a connection handed back to the loop (the waitress and
+ * puma bug). */
+#define PARK_ROUNDS 20000
+static _Atomic int park_go, park_done;
+
+static void *parker(void *arg)
+{
+	(void)arg;
+	for (int r = 1; r <= PARK_ROUNDS; r++) {
+		while (atomic_load(&park_go) < r)
+			;
+		cs_conn_park(FD_A);
+		atomic_store(&park_done, r);
+	}
+	return NULL;
+}
+
+const char *race_bind_vs_park(void)
+{
+	struct cs_thread *t = unit_record(0);
+	long lost = 0, garbage = 0, stood = 0;
+	pthread_t p;
+
+	if (!t)
+		return FAIL("no thread record");
+	if (pthread_create(&p, NULL, parker, NULL))
+		return FAIL("pthread_create failed");
+	for (int r = 1; r <= PARK_ROUNDS; r++) {
+		uint32_t g = 5000 + (uint32_t)r;
+		uint64_t s;
+
+		atomic_store(&t->state, 0);
+		cs_fd_exchange(FD_A, unit_client(g), 1);
+		atomic_store(&park_go, r);
+		cs_io_enter(FD_A, 0);
+		while (atomic_load(&park_done) < r)
+			;
+		s = unit_state(t);
+		if (s != 0 && s != g)
+			garbage++;
+		if (s == g) {
+			stood++;
+			if (!(cs_fd_get(FD_A) & CS_CLIENT_BOUND))
+				lost++;
+		}
+	}
+	pthread_join(p, NULL);
+	if (garbage)
+		return FAIL("%ld time(s) the state was neither bound nor unbound", garbage);
+	if (lost)
+		return FAIL("%ld time(s) a binding stood without the BOUND bit: a later parking would miss it", lost);
+	snprintf(race_info, sizeof race_info, "%d rounds, the binding stood in %ld", PARK_ROUNDS, stood);
+	return NULL;
+}
+
 const struct race races[] = {
 	{ "registry_claims_never_share_a_record", race_registry_claims },
 	{ "fd_pages_allocated_concurrently_keep_every_word", race_fd_pages },
 	{ "cancel_only_while_bound_to_the_disconnected_connection", race_cancel_only_bound },
 	{ "a_binding_racing_its_disconnect_is_never_missed", race_bind_vs_disconnect },
 	{ "the_watcher_walks_records_as_threads_come_and_go", race_walk_vs_claims },
+	{ "a_binding_racing_a_parking_is_never_lost", race_bind_vs_park },
 	{ NULL, NULL },
 };

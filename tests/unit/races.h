@@ -26,5 +26,6 @@ const char *race_fd_pages(void);
 const char *race_cancel_only_bound(void);
 const char *race_bind_vs_disconnect(void);
 const char *race_walk_vs_claims(void);
+const char *race_bind_vs_park(void);
 
 #endif

@@ -105,9 +105,9 @@ static struct cs_thread *do_epoll_wait(int epfd)
 {
 	struct cs_wait_scan w = { 0 };
 
+	cs_tls.wait_epfd = epfd + 1;
 	if (!cs_wait_scanned())
 		return NULL;
-	cs_tls.wait_epfd = epfd + 1;
 	cs_wait_scan_epoll(&w, epfd);
 	return cs_wait_decide(cs_tls.rec, &w, 0);
 }
@@ -205,7 +205,7 @@ Test(pools, puma_handing_a_client_to_the_reactor_ends_the_worker_s_binding)
 	as(&reactor);
 	cs_fd_epoll_added(FD_EP, FD_A);	/* A parked for its follow-up */
 	cr_assert_eq(bound_to(&worker), 0, "A parked in the reactor, the worker still bound to it");
-	cr_assert_not(cs_tls.loop);
+	cr_assert(cs_tls.loop, "the reactor adding A to the set it waits on is not a loop");
 	cr_assert_null(do_epoll_wait(FD_EP), "the reactor's wait was made cancellable");
 	cr_assert(cs_tls.loop, "the reactor waiting on its set is not an event loop");
 	cr_assert_eq(bound_to(&reactor), 0, "the reactor was bound to the single client in its set");
@@ -375,6 +375,55 @@ Test(pools, postgresql_backend_set_made_after_accept_is_its_own)
 	cr_assert_eq(bound_to(&backend), a, "re-arming its own set parked the backend's client");
 	client_leaves(a, FD_A);
 	cr_assert(cancelled(&backend), "the backend ran on after its client left");
+}
+
+/* ---- libevent loops: memcached, nginx --------------------------------------------- */
+
+/* memcached: each worker thread waits on its own libevent set (made at
+ * start-up, with its notify pipe) before the process accepts anything; the
+ * dispatcher thread accepts and notifies; the worker adds the client to its
+ * set and reads it. The worker is an event loop from its first client on:
+ * that client leaving flags nothing. (Before: a worker's first client made
+ * it look like a one-request server, and could flag it.) */
+Test(pools, memcached_worker_is_a_loop_from_its_first_client)
+{
+	struct actor dispatcher = actor("dispatcher", 1), worker = actor("worker", 2);
+	uint32_t a;
+
+	unit_set(FD_LISTEN, unit_listener());
+	as(&worker);
+	cs_fd_epoll_created(FD_EP);
+	unit_set(FD_B, CS_OTHER_MAKE(CS_FDCLASS_PIPE));	/* notify pipe */
+	cs_fd_epoll_added(FD_EP, FD_B);
+	cr_assert_null(do_epoll_wait(FD_EP));	/* before any accept */
+	as(&dispatcher);
+	a = do_accept(FD_A);
+	as(&worker);
+	cs_fd_epoll_added(FD_EP, FD_A);
+	cr_assert(cs_tls.loop, "adding its first client to the set it waits on did not make the worker a loop");
+	do_read(FD_A);
+	cr_assert_eq(bound_to(&worker), 0, "the event loop was bound to its first client");
+	client_leaves(a, FD_A);
+	cr_assert_not(cancelled(&worker));
+}
+
+/* nginx: the worker waits on its set (listener) before the first accept,
+ * accepts, adds the client to that set and reads it: an event loop before
+ * its first read. */
+Test(pools, nginx_worker_is_a_loop_before_its_first_read)
+{
+	struct actor loop = actor("nginx", 1);
+
+	unit_set(FD_LISTEN, unit_listener());
+	as(&loop);
+	cs_fd_epoll_created(FD_EP);
+	cs_fd_epoll_added(FD_EP, FD_LISTEN);
+	do_epoll_wait(FD_EP);
+	do_accept(FD_A);
+	cs_fd_epoll_added(FD_EP, FD_A);
+	cr_assert(cs_tls.loop);
+	do_read(FD_A);
+	cr_assert_eq(bound_to(&loop), 0);
 }
 
 /* ---- rules shared by all ------------------------------------------------------- */
