@@ -237,8 +237,10 @@ void pool_abort_mid_request(struct pool_server *s, bool rst)
 	cr_assert_not_null(line, "%s: A neither failed nor finished:\n%s", s->name, out);
 	if (s->worker_reads_request) {
 		long long err_no, t_err;
-		cr_assert(strncmp(line, "error ", 6) == 0, "%s: A was not stopped: %s", s->name,
-			  line);
+		char *err = strncmp(line, "error ", 6) == 0 ? NULL : tl_proc_stderr(s->proc);
+		const char *err_end = err && strlen(err) > 6000 ? err + strlen(err) - 6000 : err;
+		cr_assert_null(err, "%s: A was not stopped: %s\nstderr (end):\n%s", s->name, line,
+			       err_end);
 		cr_assert_eq(tl_field(line, "errno", &err_no), 0, "%s", line);
 		cr_assert_eq(tl_field(line, "t", &t_err), 0, "%s", line);
 		cr_assert_eq(err_no, ECANCELED, "%s: %s", s->name, line);
