@@ -17,6 +17,7 @@
 #define LONG_CALLS 6      /* B's, in the keep-alive scenario */
 #define CANCEL_BUDGET_NS (100 * 1000000ull) /* generous: a JVM on a shared CI core */
 #define RESP_MS 10000
+#define MAX_BUSY 4        /* worker processes kept busy in (a) */
 
 void pool_upstreams_start(struct pool_server *s)
 {
@@ -210,11 +211,33 @@ void pool_abort_mid_request(struct pool_server *s, bool rst)
 	send_req(s, &w, "W1", 1, true);
 	read_ok(s, &w, "W1", 1);
 
+	/* Every worker thread busy while A's request arrives, so that A is
+	 * accepted with its request already there and a worker reads it.
+	 * Otherwise puma may find nothing to read yet and hand A to its
+	 * reactor, which reads the request: then nothing shows the shim
+	 * whose request the worker runs, and it rightly does not stop it. */
+	struct http_conn busy[MAX_BUSY];
+	int n_busy = s->processes < MAX_BUSY ? s->processes : MAX_BUSY;
+	for (int k = 0; k < n_busy; k++) {
+		char id[16], first[24];
+		snprintf(id, sizeof id, "P%d", k);
+		snprintf(first, sizeof first, "P%d 1", k);
+		http_conn_init(&busy[k], conn_open(s));
+		send_req(s, &busy[k], id, 1, false);
+		cr_assert(up_wait(s, s->slow, first, 5000), "%s: %s never ran", s->name, id);
+	}
 	int a = conn_open(s);
 	struct http_conn ca;
 	http_conn_init(&ca, a);
 	send_req(s, &ca, "A", ABORT_CALLS, false);
 	http_conn_free(&ca);
+	for (int k = 0; k < n_busy; k++) {
+		char id[16];
+		snprintf(id, sizeof id, "P%d", k);
+		read_ok(s, &busy[k], id, 1);
+		close(busy[k].fd);
+		http_conn_free(&busy[k]);
+	}
 	cr_assert(up_wait(s, s->slow, "A 2", 5000), "%s: A never reached the upstream",
 		  s->name);
 	/* Leave just after A's next call went out: its handler waits for
