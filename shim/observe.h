@@ -19,8 +19,8 @@ static inline int cs_observing(void)
 /* Thread t, bound to connection gen, had its flag set while inside (or on
  * entering) the call t->call_nr, which cancel would have failed: counted and
  * logged unless this binding was counted already (both the watcher and the
- * thread may see it; the OBSERVED bit lets one of them count). by: "watcher"
- * or "thread", for the log. */
+ * thread may see it; the OBSERVED bit lets one of them count). fd: the
+ * descriptor the connection was seen through, for the log line. */
 void cs_observe_would_cancel(struct cs_thread *t, uint32_t gen, int fd);
 
 /* The name of a system call the shim may fail ("recvfrom"), or "?". */

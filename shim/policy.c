@@ -263,15 +263,12 @@ static void enter_call(struct cs_thread *t)
 	}
 }
 
-/* Issues system call nr for a bound thread so that a cancel interrupts it:
- * the raw result (-errno), -ECANCELED, or CS_PASS for a cancelled thread's
- * call that turned out to be non-blocking (never failed: libc issues it). */
 /* Observe mode's cancellable path: the call is issued as it is, never
  * failed; a cancel flag found on entry, or set while inside (disconnect.c),
  * is counted once. may_block: 0 for a call that cancel would not fail (a
  * non-blocking descriptor). */
-static long observe_call(struct cs_thread *t, int fd, int may_block, long nr, long a1, long a2, long a3, long a4,
-			 long a5, long a6)
+static long observe_call(struct cs_thread *t, int may_block, long nr, long a1, long a2, long a3, long a4, long a5,
+			 long a6)
 {
 	uint64_t st;
 	long r;
@@ -283,10 +280,12 @@ static long observe_call(struct cs_thread *t, int fd, int may_block, long nr, lo
 		cs_observe_would_cancel(t, (uint32_t)st, t->bound_fd);
 	r = cs_raw6(nr, a1, a2, a3, a4, a5, a6);
 	atomic_fetch_and(&t->state, ~CS_ST_INCALL);
-	(void)fd;
 	return r;
 }
 
+/* Issues system call nr for a bound thread so that a cancel interrupts it:
+ * the raw result (-errno), -ECANCELED, or CS_PASS for a cancelled thread's
+ * call that turned out to be non-blocking (never failed: libc issues it). */
 static long io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	uint64_t st;
@@ -296,7 +295,7 @@ static long io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long
 
 	if (__builtin_expect(cs_observing(), 0)) {
 		fl = cs_raw2(SYS_fcntl, fd, F_GETFL);
-		return observe_call(t, fd, !(fl >= 0 && (fl & O_NONBLOCK)), nr, a1, a2, a3, a4, a5, a6);
+		return observe_call(t, !(fl >= 0 && (fl & O_NONBLOCK)), nr, a1, a2, a3, a4, a5, a6);
 	}
 	atomic_store_explicit(&t->call_nr, (int)nr, memory_order_relaxed);
 again:
@@ -451,7 +450,7 @@ long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long 
 	long r;
 
 	if (__builtin_expect(cs_observing(), 0))
-		return observe_call(t, -1, 1, nr, a1, a2, a3, a4, a5, a6);
+		return observe_call(t, 1, nr, a1, a2, a3, a4, a5, a6);
 	atomic_store_explicit(&t->call_nr, (int)nr, memory_order_relaxed);
 	enter_call(t);
 	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
