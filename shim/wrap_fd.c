@@ -364,6 +364,11 @@ CS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		KEEP_ERRNO(cs_fd_epoll_removed(epfd, fd));
 	else if (r == 0 && op == EPOLL_CTL_MOD)
 		KEEP_ERRNO(cs_fd_epoll_rearmed(epfd, fd));
+	else if (r < 0 && op == EPOLL_CTL_ADD && errno == EEXIST)
+		/* Already in the set: an event loop handed the connection back
+		 * this way (libev, under puma's reactor, re-adds and takes
+		 * EEXIST rather than MOD): a re-arm all the same. */
+		KEEP_ERRNO(cs_fd_epoll_rearmed(epfd, fd));
 	return r;
 }
 
