@@ -55,9 +55,9 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 	uint32_t gen = (uint32_t)slot;
 	uint64_t now, expected;
 
+	cs_process_check();	/* a clone() child: its own records (and loop verdict) first */
 	if (cs_tls.loop)
 		return;
-	cs_process_check();	/* a clone() child: its own records first */
 	if (!t && !(t = cs_process_thread()))
 		return;
 	/* A new binding drops the previous one, and its cancel flag with it. */

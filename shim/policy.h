@@ -82,7 +82,15 @@ struct cs_wait_scan {
  * recognises an event loop before it first reads from a client. */
 static inline int cs_wait_scanned(void)
 {
-	return !cs_tls.loop && atomic_load_explicit(&cs_proc.serving, memory_order_relaxed);
+	if (__builtin_expect(cs_tls.loop, 0)) {
+		/* A clone() child of an event loop's thread (no fork handler
+		 * cleared the verdict) is not a loop until it waits like one:
+		 * one more load, on a page the kernel wiped in the child. */
+		if (__builtin_expect(atomic_load_explicit(cs_process_word, memory_order_relaxed) != 0, 1))
+			return 0;
+		cs_process_changed();
+	}
+	return atomic_load_explicit(&cs_proc.serving, memory_order_relaxed);
 }
 
 void cs_wait_scan_fd(struct cs_wait_scan *w, int fd);

@@ -362,6 +362,9 @@ void cs_ebpf_wait_load(void)
 	/* The loading thread's own closes (busy) must not wait for itself. */
 	if (__builtin_expect(atomic_load_explicit(&state, memory_order_acquire) != CS_EBPF_LOADING, 1) || cs_tls.busy)
 		return;
+	/* A clone() child of a process caught loading has no loader: its
+	 * reset makes the state IDLE again. */
+	cs_process_check();
 	while (atomic_load(&state) == CS_EBPF_LOADING)
 		cs_raw0(SYS_sched_yield);
 }
