@@ -19,6 +19,7 @@ void cs_config_defaults(struct cs_config *c)
 	c->calls = CS_CLASS_DEFAULT;
 	c->signo = SIGRTMAX - DEFAULT_SIGNAL_FROM_RTMAX;
 	c->log = CS_LOG_WARN;
+	memset(&c->ports, 0, sizeof c->ports);	/* every listener */
 }
 
 struct name_value {
@@ -181,6 +182,7 @@ int cs_config_load(struct cs_config *c, const char *(*getenv_fn)(const char *),
 	FIELD("CANCELSHIM_ON", cs_parse_on, on)
 	FIELD("CANCELSHIM_CALLS", cs_parse_calls, calls)
 	FIELD("CANCELSHIM_SIGNAL", cs_parse_signal, signo)
+	FIELD("CANCELSHIM_PORTS", cs_parse_ports, ports)
 #undef FIELD
 	return 0;
 }

@@ -31,6 +31,8 @@
  *            bit 38      IN_MAP: its port is in the eBPF watcher's port filter.
  *            bit 39      TRUSTED: every connection still queued on it arrived
  *                        after IN_MAP, so the watcher sees its disconnect.
+ *            bit 40      SCOPE_KNOWN, bit 41 OUT_OF_SCOPE: CANCELSHIM_PORTS
+ *                        left it out; what it accepts is no client (scope.h).
  *  EPOLL     an epoll instance, summarised for the multiplexing rule.
  *            bits 35-36  client connections added (0, 1, 2 = two or more)
  *            bit 37      a listener was added
@@ -85,6 +87,8 @@ enum cs_fdclass {
 #define CS_LISTENER_TCP (1ull << 37)
 #define CS_LISTENER_IN_MAP (1ull << 38)
 #define CS_LISTENER_TRUSTED (1ull << 39)
+#define CS_LISTENER_SCOPE_KNOWN (1ull << 40)
+#define CS_LISTENER_OUT_OF_SCOPE (1ull << 41)
 #define CS_LISTENER_PORT(s) ((uint16_t)(s))
 
 #define CS_EPOLL_NCLIENTS(s) ((unsigned)(((s) >> 35) & 3))

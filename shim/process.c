@@ -17,6 +17,7 @@
 #include "policy.h"
 #include "raw_syscall.h"
 #include "real.h"
+#include "scope.h"
 #include "stats.h"
 #include "thread_id.h"
 #include "threads.h"
@@ -149,7 +150,8 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 		if ((ls & CS_LISTENER_STREAM) && domain != AF_UNIX)
 			cs_ebpf_listener_met(lfd);
 	}
-	if (!(ls & CS_LISTENER_STREAM)) {
+	if (!(ls & CS_LISTENER_STREAM) || cs_scope_excludes(lfd, lref)) {
+		/* Not a client connection, or not one CANCELSHIM_PORTS chose. */
 		cs_fd_created(fd, CS_FDCLASS_NET);
 		return;
 	}

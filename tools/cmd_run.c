@@ -38,6 +38,9 @@ static const char help_text[] =
 	"  --signal SIG   CANCELSHIM_SIGNAL: SIGUSR1, SIGUSR2, SIGRTMIN+N, SIGRTMAX-N,\n"
 	"                 or the number of one of those\n"
 	"  --log LEVEL    CANCELSHIM_LOG: error | warn | info | debug\n"
+	"  --ports LIST   CANCELSHIM_PORTS: the listeners whose clients may be\n"
+	"                 cancelled: all, or a comma list of ports (8080), ranges\n"
+	"                 (8000-8099) and unix:PATH\n"
 	"  --lib PATH     use this libcancelshim.so (see below)\n"
 	"  --force        run CMD even if 'cancelctl check' says the shim cannot work\n"
 	"                 on it (statically linked, Go, set-user-ID...)\n"
@@ -57,7 +60,7 @@ static const char help_text[] =
 
 struct run_options {
 	const char *lib;
-	const char *env[5][2];	/* variable, value */
+	const char *env[8][2];	/* variable, value */
 	size_t n_env;
 	bool force, quiet;
 };
@@ -113,6 +116,12 @@ static int valid_log(const char *s, char *err, size_t n)
 	return *s ? cs_parse_log(s, &v, err, n) : (snprintf(err, n, "empty value"), -1);
 }
 
+static int valid_ports(const char *s, char *err, size_t n)
+{
+	struct cs_ports v;
+	return cs_parse_ports(s, &v, err, n);
+}
+
 /* 0 and CMD's index in argv, or an exit status + 1000 for "return now". */
 static int parse(int argc, char **argv, struct run_options *o)
 {
@@ -122,6 +131,7 @@ static int parse(int argc, char **argv, struct run_options *o)
 		{ "calls",   required_argument, NULL, 'c' },
 		{ "signal",  required_argument, NULL, 's' },
 		{ "log",     required_argument, NULL, 'L' },
+		{ "ports",   required_argument, NULL, 'P' },
 		{ "lib",     required_argument, NULL, 'l' },
 		{ "force",   no_argument,       NULL, 'f' },
 		{ "quiet",   no_argument,       NULL, 'q' },
@@ -138,6 +148,7 @@ static int parse(int argc, char **argv, struct run_options *o)
 		case 'c': bad |= setting(o, "calls", "CANCELSHIM_CALLS", optarg, valid_calls); break;
 		case 's': bad |= setting(o, "signal", "CANCELSHIM_SIGNAL", optarg, valid_signal); break;
 		case 'L': bad |= setting(o, "log", "CANCELSHIM_LOG", optarg, valid_log); break;
+		case 'P': bad |= setting(o, "ports", "CANCELSHIM_PORTS", optarg, valid_ports); break;
 		case 'l': o->lib = optarg; break;
 		case 'f': o->force = true; break;
 		case 'q': o->quiet = true; break;

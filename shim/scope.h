@@ -1,0 +1,22 @@
+/* CANCELSHIM_PORTS at accept: is a listener's client one the operator chose
+ * to be cancellable? Asked once per listener (a getsockname), the answer kept
+ * in the listener's word (fdtable.h: SCOPE_KNOWN, OUT_OF_SCOPE). */
+#ifndef CS_SCOPE_H
+#define CS_SCOPE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* True if what listener lfd accepts is out of scope: it is then recorded as
+ * a plain socket, never a client connection, so no thread binds to it and
+ * its disconnect cancels nothing. lref is lfd's word (NULL: not tracked, ask
+ * each time). A listener whose address cannot be read is out of scope: the
+ * shim cancels only what it can prove the operator chose. */
+bool cs_scope_excludes(int lfd, _Atomic uint64_t *lref);
+
+/* The decision itself, for a bound address (sockaddr of getsockname). */
+struct sockaddr;
+bool cs_scope_addr_in(const struct sockaddr *sa, unsigned len);
+
+#endif
