@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "cancel_log.h"
 #include "cancel_signal.h"
 #include "ebpf_watcher.h"
 #include "log.h"
@@ -227,6 +228,7 @@ again:
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		return CS_PASS;
 	count_failure(call_class(fd, cs_fd_get(fd)), "io", fd);
+	cs_cancel_log(t, nr);
 	cs_stats_cancel_done(t, (uint32_t)st);
 	return -ECANCELED;
 }
@@ -354,6 +356,7 @@ long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long 
 		return CS_RESTART;
 	if ((r == -ECANCELED || r == -EINTR) && (st & CS_ST_CANCEL)) {
 		count_failure(CS_CLASS_WAIT, "wait", -1);
+		cs_cancel_log(t, nr);
 		cs_stats_cancel_done(t, (uint32_t)st);
 		return -ECANCELED;
 	}

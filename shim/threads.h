@@ -30,7 +30,8 @@ struct cs_thread {
 	 * cancel_gen (CLOCK_MONOTONIC ns, 0: no cancel pending). */
 	_Atomic uint64_t cancel_ns;
 	_Atomic uint32_t cancel_gen;
-	char pad[64 - 2 * sizeof(uint64_t) - 3 * sizeof(int)];
+	_Atomic uint32_t cancel_rst;	/* that cancel was for a reset (cancel_log.h) */
+	char pad[64 - 2 * sizeof(uint64_t) - 4 * sizeof(int)];
 };
 
 /* Thread-local, initial-exec: reading it is one instruction, and it is safe in

@@ -8,7 +8,7 @@
  * For each listener a client connects and sends one byte; a server thread
  * accepts, reads that byte (the request: it now serves that client), then
  * blocks in recv() on an upstream socket that never answers. Both clients
- * then leave (FIN), admin's first. The public thread's recv ends when the
+ * then leave (FIN; RST when SCOPE_RST=1 is set), admin's first. The public thread's recv ends when the
  * shim cancels it (or after 10 s); the admin thread gets 300 ms more to be
  * cancelled, then its upstream answers. Prints, per listener:
  *   NAME ret=R errno=E cancelled=0|1 */
@@ -118,6 +118,11 @@ int main(int argc, char **argv)
 	}
 	/* Admin's client first: if its disconnect were acted on, it would be
 	 * by the time public's, sent after it, has been. */
+	if (getenv("SCOPE_RST")) {
+		struct linger hard = { 1, 0 };
+		setsockopt(sides[1].client, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+		setsockopt(sides[0].client, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+	}
 	close(sides[1].client);
 	close(sides[0].client);
 	wait_flag(&sides[0].done, argc == 5 ? atoi(argv[4]) : 10000);
