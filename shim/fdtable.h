@@ -24,6 +24,10 @@
  *                        by the socket cookie (conn_key.h) and cancels.
  *            bit 40      PENDING_RST: that disconnect was a reset.
  *            bit 41      INHERITED: accepted by a parent before fork.
+ *            bit 42      UNSCOPED: accepted on a listener CANCELSHIM_PORTS
+ *                        leaves out: a client for binding and for the
+ *                        event-loop rule, but never watched, so its
+ *                        disconnect cancels nothing (scope.h).
  *  LISTENER  a listening socket.
  *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
  *                        counts as a client connection.
@@ -32,7 +36,7 @@
  *            bit 39      TRUSTED: every connection still queued on it arrived
  *                        after IN_MAP, so the watcher sees its disconnect.
  *            bit 40      SCOPE_KNOWN, bit 41 OUT_OF_SCOPE: CANCELSHIM_PORTS
- *                        left it out; what it accepts is no client (scope.h).
+ *                        left it out; what it accepts is UNSCOPED (scope.h).
  *  EPOLL     an epoll instance, summarised for the multiplexing rule.
  *            bits 35-36  client connections added (0, 1, 2 = two or more)
  *            bit 37      a listener was added
@@ -81,6 +85,7 @@ enum cs_fdclass {
 #define CS_CLIENT_PENDING (1ull << 39)
 #define CS_CLIENT_PENDING_RST (1ull << 40)
 #define CS_CLIENT_INHERITED (1ull << 41)
+#define CS_CLIENT_UNSCOPED (1ull << 42)
 
 #define CS_LISTENER_TYPE_KNOWN (1ull << 35)
 #define CS_LISTENER_STREAM (1ull << 36)

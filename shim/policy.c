@@ -89,7 +89,7 @@ static void watch_bound(struct cs_thread *t)
 {
 	uint64_t slot = cs_fd_get(t->bound_fd);
 
-	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && !(slot & CS_CLIENT_REGISTERED) &&
+	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && !(slot & (CS_CLIENT_REGISTERED | CS_CLIENT_UNSCOPED)) &&
 	    (uint32_t)slot == (uint32_t)atomic_load(&t->state))
 		register_connection(t->bound_fd, slot);
 }

@@ -150,15 +150,17 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 		if ((ls & CS_LISTENER_STREAM) && domain != AF_UNIX)
 			cs_ebpf_listener_met(lfd);
 	}
-	if (!(ls & CS_LISTENER_STREAM) || cs_scope_excludes(lfd, lref)) {
-		/* Not a client connection, or not one CANCELSHIM_PORTS chose. */
+	if (!(ls & CS_LISTENER_STREAM)) {
 		cs_fd_created(fd, CS_FDCLASS_NET);
 		return;
 	}
 	slot = CS_SLOT_MAKE(CS_KIND_CLIENT, cs_process_new_gen());
 	/* Covered by the eBPF watcher if its listener was TRUSTED before the
-	 * accept began (then the client queued after its port was filtered). */
-	if ((ls_before & CS_LISTENER_TRUSTED) && peer)
+	 * accept began (then the client queued after its port was filtered).
+	 * A client CANCELSHIM_PORTS left out is never watched (scope.h). */
+	if (cs_scope_excludes(lfd, lref))
+		slot |= CS_CLIENT_UNSCOPED;
+	else if ((ls_before & CS_LISTENER_TRUSTED) && peer)
 		key = cs_conn_key_from_sockaddr(peer, peer_len, CS_LISTENER_PORT(ls_before));
 	cs_conn_key_set(fd, key);
 	if (key && cs_conn_key_index(fd, key) == 0)

@@ -8,11 +8,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* True if what listener lfd accepts is out of scope: it is then recorded as
- * a plain socket, never a client connection, so no thread binds to it and
- * its disconnect cancels nothing. lref is lfd's word (NULL: not tracked, ask
- * each time). A listener whose address cannot be read is out of scope: the
- * shim cancels only what it can prove the operator chose. */
+/* True if what listener lfd accepts is out of scope. Such a client stays a
+ * client connection (UNSCOPED, fdtable.h) for everything that decides who
+ * serves whom: a thread that reads its request is bound to it, which ends
+ * the thread's previous binding, and a wait on several of them is an event
+ * loop's. Recording it as a plain socket instead would leave a pool worker
+ * bound to its previous (in-scope) client while it serves this one, and
+ * that client's disconnect would cancel this live request; and a loop over
+ * such clients would look like a thread serving one. It is only never
+ * watched, so its disconnect cancels nothing.
+ * lref is lfd's word (NULL: not tracked, ask each time). A listener whose
+ * address cannot be read is out of scope: the shim cancels only what it can
+ * prove the operator chose. */
 bool cs_scope_excludes(int lfd, _Atomic uint64_t *lref);
 
 /* The decision itself, for a bound address (sockaddr of getsockname). */

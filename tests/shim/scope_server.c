@@ -11,7 +11,12 @@
  * then leave (FIN; RST when SCOPE_RST=1 is set), admin's first. The public thread's recv ends when the
  * shim cancels it (or after 10 s); the admin thread gets 300 ms more to be
  * cancelled, then its upstream answers. Prints, per listener:
- *   NAME ret=R errno=E cancelled=0|1 */
+ *   NAME ret=R errno=E cancelled=0|1
+ *
+ * With SCOPE_SWITCH=1, one thread serves both, as a pool worker does: it
+ * reads public's request, then admin's (it serves admin now), and blocks in
+ * recv() on the upstream; public's client leaves. That must not cancel the
+ * admin request being served. Prints "switch ret=R errno=E cancelled=0|1". */
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -94,6 +99,47 @@ static int wait_flag(_Atomic int *flag, int ms)
 	return atomic_load(flag);
 }
 
+static int handed[2];	/* the accepted public and admin connections */
+
+/* The worker never accepts (the acceptor hands it connections): only
+ * reading a request tells whom it serves. */
+static void *serve_both(void *arg)
+{
+	struct side *s = arg;
+	char c;
+	for (int i = 0; i < 2; i++)
+		if (recv(handed[i], &c, 1, 0) != 1)
+			die("read a request");
+	atomic_store(&s->ready, 1);
+	errno = 0;
+	s->ret = (int)recv(s->up[0], &c, 1, 0);
+	s->err = s->ret < 0 ? errno : 0;
+	atomic_store(&s->done, 1);
+	return NULL;
+}
+
+/* SCOPE_SWITCH: sides already listening and connected, requests sent. */
+static int run_switch(struct side sides[2])
+{
+	struct side worker = { .name = "switch" };
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, worker.up) < 0)
+		die("socketpair");
+	for (int i = 0; i < 2; i++)
+		if ((handed[i] = accept(sides[i].listener, NULL, NULL)) < 0)
+			die("accept");
+	pthread_create(&worker.thread, NULL, serve_both, &worker);
+	if (!wait_flag(&worker.ready, 10000))
+		die("the worker never read both requests");
+	close(sides[0].client);		/* public's client leaves */
+	wait_flag(&worker.done, 300);
+	if (!atomic_load(&worker.done) && write(worker.up[1], "x", 1) != 1)
+		die("release");
+	pthread_join(worker.thread, NULL);
+	printf("switch ret=%d errno=%d cancelled=%d\n", worker.ret, worker.err,
+	       worker.ret < 0 && worker.err == ECANCELED);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct side sides[2] = { { .name = "public" }, { .name = "admin" } };
@@ -112,10 +158,14 @@ int main(int argc, char **argv)
 		if (s->client < 0 || connect(s->client, (struct sockaddr *)&addr, len) < 0 ||
 		    send(s->client, "r", 1, 0) != 1)
 			die("connect");
+		if (getenv("SCOPE_SWITCH"))
+			continue;
 		pthread_create(&s->thread, NULL, serve, s);
 		if (!wait_flag(&s->ready, 10000))
 			die("server thread never read its request");
 	}
+	if (getenv("SCOPE_SWITCH"))
+		return run_switch(sides);
 	/* Admin's client first: if its disconnect were acted on, it would be
 	 * by the time public's, sent after it, has been. */
 	if (getenv("SCOPE_RST")) {

@@ -112,3 +112,29 @@ Test(scope, a_bad_list_turns_the_shim_off_with_a_line_naming_the_variable)
 	cr_assert_eq(o.public_cancelled, 0, "the shim is off: %s", o.err);
 	free(o.err);
 }
+
+/* A pool worker reads a public request, then an admin one: it serves the
+ * admin client now. The public client leaving must not cancel the admin
+ * request (an admin client recorded as a plain socket would leave the worker
+ * bound to the public one, and this would fail with ECANCELED). */
+Test(scope, a_worker_that_moved_to_an_admin_client_is_not_cancelled_by_the_public_one_leaving)
+{
+	const char *server = getenv("CS_SCOPE_SERVER");
+	char pub[16], adm[16], ports[48];
+	two_ports(pub, adm);
+	snprintf(ports, sizeof ports, "CANCELSHIM_PORTS=%s", pub);
+	const char *argv[] = { server, "tcp", pub, adm, NULL };
+	const char *env[] = { ports, "SCOPE_SWITCH=1", NULL };
+	struct tl_proc *p = tl_spawn(argv, env, TL_SHIM);
+	cr_assert(p);
+	int status = tl_proc_wait(p, 60000);
+	char *out = tl_proc_stdout(p), *err = tl_proc_stderr(p), *line;
+	tl_proc_free(p);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s\n%s", out, err);
+	long long cancelled = -1;
+	cr_assert((line = tl_find_line(out, "switch ")) && tl_field(line, "cancelled", &cancelled) == 0, "%s", out);
+	cr_assert_eq(cancelled, 0, "the admin request was cancelled: %s\n%s", line, err);
+	free(line);
+	free(out);
+	free(err);
+}
