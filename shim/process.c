@@ -69,6 +69,7 @@ __attribute__((constructor)) static void cs_load(void)
 	atomic_store(&cs_proc.active, 1);
 	cs_info("active: mode %s, on %s, calls %s, signal %s",
 		cs_ebpf_state() == CS_EBPF_IDLE ? "ebpf" : "epoll", cs_on_name(cs_proc.cfg.on), calls, sig);
+	cs_scope_announce();
 out:
 	errno = saved;
 }

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include "fdtable.h"
+#include "log.h"
 #include "process.h"
 #include "raw_syscall.h"
 
@@ -52,4 +53,14 @@ bool cs_scope_excludes(int lfd, _Atomic uint64_t *lref)
 	if (lref)
 		atomic_fetch_or(lref, CS_LISTENER_SCOPE_KNOWN | (out ? CS_LISTENER_OUT_OF_SCOPE : 0));
 	return out;
+}
+
+void cs_scope_announce(void)
+{
+	char list[CS_PORTS_TCP_MAX * 12 + CS_PORTS_UNIX_MAX * (CS_PORTS_UNIX_LEN + 6)];
+
+	if (cs_ports_all(&cs_proc.cfg.ports))
+		return;
+	cs_ports_format(&cs_proc.cfg.ports, list, sizeof list);
+	cs_info("scope: ports %s; clients of other listeners are never cancelled", list);
 }

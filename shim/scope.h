@@ -22,6 +22,11 @@
  * prove the operator chose. */
 bool cs_scope_excludes(int lfd, _Atomic uint64_t *lref);
 
+/* At info, when CANCELSHIM_PORTS is set, one line at start saying which
+ * listeners are in scope ("info: scope: ports 8080,unix:/run/x.sock; clients
+ * of other listeners are never cancelled"). */
+void cs_scope_announce(void);
+
 /* The decision itself, for a bound address (sockaddr of getsockname). */
 struct sockaddr;
 bool cs_scope_addr_in(const struct sockaddr *sa, unsigned len);

@@ -62,6 +62,9 @@ Test(cancel_log, a_fin_gives_one_line_with_port_peer_reason_call_and_delay)
 		 "[0-9]{2}\\.[0-9]{3}Z pid=[0-9]+ tid=[0-9]+ lport=%s peer=127\\.0\\.0\\.1:[0-9]+ reason=fin "
 		 "call=recvfrom ms_since_disconnect=[0-9]+\\.[0-9]{3}$", port);
 	one_line_matching(err, pattern);
+	char scope[128];
+	snprintf(scope, sizeof scope, "info: scope: ports %s; clients of other listeners are never cancelled", port);
+	cr_assert(strstr(err, scope), "no '%s' line at start:\n%s", scope, err);
 	free(err);
 }
 
