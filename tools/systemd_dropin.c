@@ -6,7 +6,8 @@
 #include <string.h>
 
 /* The next space-separated word of *p, quotes removed and backslash escapes
- * inside quotes resolved; NULL at the end. malloc'd. */
+ * resolved (systemctl quotes or escapes a value with a space); NULL at the
+ * end. malloc'd. */
 static char *next_word(const char **p)
 {
 	const char *s = *p;
@@ -29,6 +30,8 @@ static char *next_word(const char **p)
 				out[n++] = *s;
 		} else if (*s == '"' || *s == '\'') {
 			quote = *s;
+		} else if (*s == '\\' && s[1]) {	/* an escaped space or quote */
+			out[n++] = *++s;
 		} else if (*s == ' ' || *s == '\t' || *s == '\n') {
 			break;
 		} else {

@@ -46,6 +46,7 @@ Test(dropin, ld_preload_is_read_from_systemctls_environment_property)
 	looked_up("LANG=C LD_PRELOAD=/a.so X=1", "/a.so");
 	looked_up("\"LD_PRELOAD=/a.so /b.so\" X=1", "/a.so /b.so");
 	looked_up("LD_PRELOAD=/a.so LD_PRELOAD=/b.so", "/b.so");
+	looked_up("LD_PRELOAD=/a.so\\ /b.so X=1", "/a.so /b.so");
 	looked_up("MY_LD_PRELOAD=/a.so", NULL);
 	looked_up("LD_PRELOADX=/a.so", NULL);
 }
