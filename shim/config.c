@@ -20,6 +20,7 @@ void cs_config_defaults(struct cs_config *c)
 	c->signo = SIGRTMAX - DEFAULT_SIGNAL_FROM_RTMAX;
 	c->log = CS_LOG_WARN;
 	c->action = CS_ACTION_CANCEL;
+	memset(&c->ports, 0, sizeof c->ports);	/* every listener */
 }
 
 struct name_value {
@@ -198,6 +199,7 @@ int cs_config_load(struct cs_config *c, const char *(*getenv_fn)(const char *),
 	FIELD("CANCELSHIM_CALLS", cs_parse_calls, calls)
 	FIELD("CANCELSHIM_SIGNAL", cs_parse_signal, signo)
 	FIELD("CANCELSHIM_ACTION", cs_parse_action, action)
+	FIELD("CANCELSHIM_PORTS", cs_parse_ports, ports)
 #undef FIELD
 	return 0;
 }

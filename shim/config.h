@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "ports.h"
+
 enum cs_mode { CS_MODE_AUTO, CS_MODE_EPOLL, CS_MODE_EBPF, CS_MODE_OFF };
 enum cs_on { CS_ON_FIN, CS_ON_RST };
 enum cs_log_level { CS_LOG_ERROR, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
@@ -29,6 +31,7 @@ struct cs_config {
 	int signo;
 	enum cs_log_level log;
 	enum cs_action action;
+	struct cs_ports ports;	/* CANCELSHIM_PORTS (ports.h) */
 };
 
 /* The defaults, as documented in the README. */

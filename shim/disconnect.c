@@ -12,6 +12,7 @@
 #include "fdtable.h"
 #include "log.h"
 #include "observe.h"
+#include "cancel_log.h"
 #include "cancel_signal.h"
 #include "stats.h"
 #include "threads.h"
@@ -61,6 +62,7 @@ static int cancel_thread(struct cs_thread *t, uint32_t gen, int fd, int rst, uin
 	while ((uint32_t)s == gen && !(s & CS_ST_CANCEL)) {
 		/* Stamped before the flag, for the latency histogram. */
 		cs_stats_cancel_stamp(t, gen, now);
+		cs_cancel_log_reason(t, rst);
 		if (atomic_compare_exchange_weak(&t->state, &s, s | CS_ST_CANCEL)) {
 			int tid = atomic_load(&t->tid);
 			cs_stat_add(CS_STAT_CANCELS, 1);

@@ -27,6 +27,10 @@
  *            bit 42      BOUND: a thread bound to it (read its request); the
  *                        connection being parked in an event loop clears it
  *                        and, only then, ends the bindings (policy.c).
+ *            bit 43      UNSCOPED: accepted on a listener CANCELSHIM_PORTS
+ *                        leaves out: a client for binding and for the
+ *                        event-loop rule, but never watched, so its
+ *                        disconnect cancels nothing (scope.h).
  *  LISTENER  a listening socket.
  *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
  *                        counts as a client connection.
@@ -34,6 +38,8 @@
  *            bit 38      IN_MAP: its port is in the eBPF watcher's port filter.
  *            bit 39      TRUSTED: every connection still queued on it arrived
  *                        after IN_MAP, so the watcher sees its disconnect.
+ *            bit 40      SCOPE_KNOWN, bit 41 OUT_OF_SCOPE: CANCELSHIM_PORTS
+ *                        left it out; what it accepts is UNSCOPED (scope.h).
  *  EPOLL     an epoll instance, summarised for the multiplexing rule.
  *            bits 35-36  client connections added (0, 1, 2 = two or more)
  *            bit 37      a listener was added
@@ -92,12 +98,15 @@ enum cs_fdclass {
 #define CS_CLIENT_PENDING_RST (1ull << 40)
 #define CS_CLIENT_INHERITED (1ull << 41)
 #define CS_CLIENT_BOUND (1ull << 42)
+#define CS_CLIENT_UNSCOPED (1ull << 43)
 
 #define CS_LISTENER_TYPE_KNOWN (1ull << 35)
 #define CS_LISTENER_STREAM (1ull << 36)
 #define CS_LISTENER_TCP (1ull << 37)
 #define CS_LISTENER_IN_MAP (1ull << 38)
 #define CS_LISTENER_TRUSTED (1ull << 39)
+#define CS_LISTENER_SCOPE_KNOWN (1ull << 40)
+#define CS_LISTENER_OUT_OF_SCOPE (1ull << 41)
 #define CS_LISTENER_PORT(s) ((uint16_t)(s))
 
 #define CS_EPOLL_NCLIENTS(s) ((unsigned)(((s) >> 35) & 3))

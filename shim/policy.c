@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cancel_log.h"
 #include "cancel_signal.h"
 #include "ebpf_watcher.h"
 #include "log.h"
@@ -178,7 +179,7 @@ static void watch_bound(struct cs_thread *t)
 {
 	uint64_t slot = cs_fd_get(t->bound_fd);
 
-	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && !(slot & CS_CLIENT_REGISTERED) &&
+	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && !(slot & (CS_CLIENT_REGISTERED | CS_CLIENT_UNSCOPED)) &&
 	    (uint32_t)slot == (uint32_t)atomic_load(&t->state))
 		register_connection(t->bound_fd, slot);
 }
@@ -350,6 +351,7 @@ again:
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		return CS_PASS;
 	count_failure(call_class(fd, cs_fd_get(fd)), "io", fd);
+	cs_cancel_log(t, nr);
 	cs_stats_cancel_done(t, (uint32_t)st);
 	return -ECANCELED;
 }
@@ -497,6 +499,7 @@ long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long 
 		return CS_RESTART;
 	if ((r == -ECANCELED || r == -EINTR) && (st & CS_ST_CANCEL)) {
 		count_failure(CS_CLASS_WAIT, "wait", -1);
+		cs_cancel_log(t, nr);
 		cs_stats_cancel_done(t, (uint32_t)st);
 		return -ECANCELED;
 	}

@@ -18,6 +18,7 @@
 #include "policy.h"
 #include "raw_syscall.h"
 #include "real.h"
+#include "scope.h"
 #include "stats.h"
 #include "thread_id.h"
 #include "threads.h"
@@ -96,6 +97,7 @@ __attribute__((constructor)) static void cs_load(void)
 	cs_info("active: mode %s, on %s, calls %s, signal %s%s",
 		cs_ebpf_state() == CS_EBPF_IDLE ? "ebpf" : "epoll", cs_on_name(cs_proc.cfg.on), calls, sig,
 		cs_proc.cfg.action == CS_ACTION_OBSERVE ? ", action observe (nothing is failed)" : "");
+	cs_scope_announce();
 out:
 	errno = saved;
 }
@@ -211,8 +213,11 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 	}
 	slot = CS_SLOT_MAKE(CS_KIND_CLIENT, cs_process_new_gen());
 	/* Covered by the eBPF watcher if its listener was TRUSTED before the
-	 * accept began (then the client queued after its port was filtered). */
-	if ((ls_before & CS_LISTENER_TRUSTED) && peer)
+	 * accept began (then the client queued after its port was filtered).
+	 * A client CANCELSHIM_PORTS left out is never watched (scope.h). */
+	if (cs_scope_excludes(lfd, lref))
+		slot |= CS_CLIENT_UNSCOPED;
+	else if ((ls_before & CS_LISTENER_TRUSTED) && peer)
 		key = cs_conn_key_from_sockaddr(peer, peer_len, CS_LISTENER_PORT(ls_before));
 	cs_conn_key_set(fd, key);
 	if (key && cs_conn_key_index(fd, key) == 0)

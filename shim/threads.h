@@ -37,8 +37,10 @@ struct cs_thread {
 	 * (set on the cancellable path only, before INCALL; 0: a call that
 	 * would not be failed), for observe mode's log line. */
 	_Atomic int call_nr;
-	char pad[64 - 2 * sizeof(uint64_t) - 4 * sizeof(int)];
+	_Atomic uint32_t cancel_rst;	/* that cancel was for a reset (cancel_log.h) */
+	char pad[64 - 2 * sizeof(uint64_t) - 5 * sizeof(int)];
 };
+_Static_assert(sizeof(struct cs_thread) == 64, "a thread record is one cache line");
 
 /* Thread-local, initial-exec: reading it is one instruction, and it is safe in
  * a signal handler. */

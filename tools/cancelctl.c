@@ -17,6 +17,9 @@ static const struct command commands[] = {
 	{ "demo",  cmd_demo,  "show a cancelled request next to an uncancelled one" },
 	{ "stats", cmd_stats, "live statistics of every shimmed process" },
 	{ "watch", cmd_watch, "live view of passive TCP disconnects, system-wide (root)" },
+	{ "enable", cmd_enable, "enable the shim on a systemd service (a drop-in)" },
+	{ "disable", cmd_disable, "remove what enable wrote" },
+	{ "status", cmd_status, "units with the shim enabled, and whether it is loaded" },
 };
 
 static void usage(FILE *out)

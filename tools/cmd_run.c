@@ -42,6 +42,9 @@ static const char help_text[] =
 	"                 count each cancel that would have happened (cancelctl stats,\n"
 	"                 column WOULD) and, with --log info, log it\n"
 	"  --action A     CANCELSHIM_ACTION: cancel | observe\n"
+	"  --ports LIST   CANCELSHIM_PORTS: the listeners whose clients may be\n"
+	"                 cancelled: all, or a comma list of ports (8080), ranges\n"
+	"                 (8000-8099) and unix:PATH\n"
 	"  --lib PATH     use this libcancelshim.so (see below)\n"
 	"  --force        run CMD even if 'cancelctl check' says the shim cannot work\n"
 	"                 on it (statically linked, Go, set-user-ID...)\n"
@@ -61,7 +64,7 @@ static const char help_text[] =
 
 struct run_options {
 	const char *lib;
-	const char *env[6][2];	/* variable, value */
+	const char *env[9][2];	/* variable, value */
 	size_t n_env;
 	bool force, quiet;
 };
@@ -123,6 +126,12 @@ static int valid_action(const char *s, char *err, size_t n)
 	return *s ? cs_parse_action(s, &v, err, n) : (snprintf(err, n, "empty value"), -1);
 }
 
+static int valid_ports(const char *s, char *err, size_t n)
+{
+	struct cs_ports v;
+	return cs_parse_ports(s, &v, err, n);
+}
+
 /* 0 and CMD's index in argv, or an exit status + 1000 for "return now". */
 static int parse(int argc, char **argv, struct run_options *o)
 {
@@ -134,6 +143,7 @@ static int parse(int argc, char **argv, struct run_options *o)
 		{ "log",     required_argument, NULL, 'L' },
 		{ "action",  required_argument, NULL, 'a' },
 		{ "observe", no_argument,       NULL, 'O' },
+		{ "ports",   required_argument, NULL, 'P' },
 		{ "lib",     required_argument, NULL, 'l' },
 		{ "force",   no_argument,       NULL, 'f' },
 		{ "quiet",   no_argument,       NULL, 'q' },
@@ -152,6 +162,7 @@ static int parse(int argc, char **argv, struct run_options *o)
 		case 'L': bad |= setting(o, "log", "CANCELSHIM_LOG", optarg, valid_log); break;
 		case 'a': bad |= setting(o, "action", "CANCELSHIM_ACTION", optarg, valid_action); break;
 		case 'O': bad |= setting(o, "observe", "CANCELSHIM_ACTION", "observe", valid_action); break;
+		case 'P': bad |= setting(o, "ports", "CANCELSHIM_PORTS", optarg, valid_ports); break;
 		case 'l': o->lib = optarg; break;
 		case 'f': o->force = true; break;
 		case 'q': o->quiet = true; break;

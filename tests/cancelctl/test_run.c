@@ -320,3 +320,20 @@ Test(run, the_shim_reports_itself_active_at_log_level_info)
 		  "no 'info: active' line from the shim: %s", r.err);
 	proc_free(&r);
 }
+
+Test(run, ports_option_becomes_cancelshim_ports_and_a_bad_list_is_refused_naming_the_variable)
+{
+	const char *args[] = { "run", "--ports", "8080,9000-9009,unix:/run/x.sock", "--", CS_TEST_PROBE, NULL };
+	struct proc_result r;
+	ctl(args, NULL, &r);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_assert_str_eq(value(&r, "CANCELSHIM_PORTS"), "8080,9000-9009,unix:/run/x.sock");
+	proc_free(&r);
+
+	const char *bad[] = { "run", "--ports", "80,http", "--", CS_TEST_PROBE, NULL };
+	ctl(bad, NULL, &r);
+	cr_assert_eq(r.status, 2, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.err, "CANCELSHIM_PORTS='80,http' is not valid") && strstr(r.err, "unix:PATH"),
+		  "%s", r.err);
+	proc_free(&r);
+}
