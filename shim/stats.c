@@ -100,11 +100,8 @@ void cs_stats_publish(void)
 		/* A full /dev/shm is the operator's business: say it once. */
 		if (err == -ENOSPC || err == -EDQUOT)
 			cs_log_failure(CS_LOG_WARN, "statistics off: no room in " CS_SEG_DIR " for the segment; serving on");
-		else if (err == -ENOENT || err == -EROFS || err == -EACCES || err == -EPERM)
-			/* The host chose it: no /dev/shm, read-only, not ours. */
+		else	/* counters stay private; what failed says the shim's own line, if any */
 			cs_info("no statistics segment (error %d): counters stay private", -err);
-		else	/* out of memory, of descriptors...: worth the one line */
-			cs_log_failure(CS_LOG_WARN, "statistics off: cannot create the segment (%s); serving on", strerror(-err));
 		return;
 	}
 	fill_header(h, ns, pid);

@@ -10,7 +10,7 @@
  *                 directory if enable created it and it is empty;
  *   status        each unit with the drop-in, and whether its running
  *                 processes really loaded the shim (/proc/PID/maps) and
- *                 publish statistics (/dev/shm/cancelshim.PID).
+ *                 publish statistics (/dev/shm/cancelshim.PIDNS.PID).
  * systemctl is asked through systemd_query.h. */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../shim/config.h"
+#include "../shim/stats_layout.h"
 #include "check_analysis.h"
 #include "check_shim.h"
 #include "commands.h"
@@ -501,11 +502,15 @@ int cmd_status(int argc, char **argv)
 		}
 		pid_t pids[256];
 		size_t np = sd_unit_pids(unit, pids, 256), loaded = 0, segments = 0;
+		struct stat ns;
+		/* Segments are named by pid namespace and pid (stats_layout.h);
+		 * the unit's processes are in ours. */
+		unsigned long long pidns = stat("/proc/self/ns/pid", &ns) == 0 ? (unsigned long long)ns.st_ino : 0;
 		for (size_t i = 0; i < np; i++) {
-			char seg[64];
+			char seg[96];
 			struct stat st;
 			loaded += shim_mapped(pids[i]) == 1;
-			snprintf(seg, sizeof seg, "/dev/shm/cancelshim.%d", (int)pids[i]);
+			snprintf(seg, sizeof seg, CS_SEG_DIR "/" CS_SEG_PREFIX "%llu.%d", pidns, (int)pids[i]);
 			segments += stat(seg, &st) == 0;
 		}
 		char ld[32];
