@@ -66,14 +66,39 @@ static unsigned addr_text(char *buf, unsigned len, const struct sockaddr *sa, un
 	return (unsigned)snprintf(buf, len, "-");
 }
 
+/* UTC calendar fields of secs since the epoch, computed here: libc's
+ * gmtime_r takes its time-zone lock, which a fork child of a threaded server
+ * may inherit held by another thread, and would then wait for ever
+ * (days-to-civil conversion, proleptic Gregorian calendar). */
+static void utc_fields(long long secs, int *y, int *mo, int *d, int *h, int *mi, int *s)
+{
+	long long days = secs / 86400, rem = secs % 86400, era, doe, yoe, doy, mp;
+
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	*h = (int)(rem / 3600);
+	*mi = (int)(rem / 60 % 60);
+	*s = (int)(rem % 60);
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*mo = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*mo <= 2));
+}
+
 void cs_cancel_log_format(char *buf, unsigned len, long long realtime_ns, int pid, int tid,
 			  const struct sockaddr *local, unsigned local_len,
 			  const struct sockaddr *peer, unsigned peer_len,
 			  int reason, long nr, long long ns_since)
 {
 	char lport[128], raddr[128], call[32], since[32], when[64];
-	time_t secs = (time_t)(realtime_ns / 1000000000);
-	struct tm tm;
+	int y, mo, d, h, mi, sec;
 	const char *name = NULL;
 
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -89,9 +114,9 @@ void cs_cancel_log_format(char *buf, unsigned len, long long realtime_ns, int pi
 		snprintf(since, sizeof since, "%lld.%03lld", ns_since / 1000000, ns_since / 1000 % 1000);
 	else
 		snprintf(since, sizeof since, "-");
-	gmtime_r(&secs, &tm);
-	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(realtime_ns / 1000000 % 1000));
+	utc_fields(realtime_ns / 1000000000, &y, &mo, &d, &h, &mi, &sec);
+	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, mo, d, h, mi, sec,
+		 (int)(realtime_ns / 1000000 % 1000));
 	snprintf(buf, len, "time=%s pid=%d tid=%d lport=%s peer=%s reason=%s call=%s ms_since_disconnect=%s",
 		 when, pid, tid, lport, raddr, reason < 0 ? "-" : reason ? "rst" : "fin", call, since);
 }

@@ -28,7 +28,7 @@ static _Atomic uint64_t *page_for(unsigned index)
 		static _Atomic int said;
 		if (!atomic_exchange(&said, 1))
 			cs_log_failure(CS_LOG_WARN, "cannot map memory for the descriptor table (%s); descriptors %u to %u are not tracked",
-				strerror((int)-m), index << CS_FD_PAGE_BITS, ((index + 1) << CS_FD_PAGE_BITS) - 1);
+				cs_errtext((int)-m), index << CS_FD_PAGE_BITS, ((index + 1) << CS_FD_PAGE_BITS) - 1);
 		return NULL;
 	}
 	page = (_Atomic uint64_t *)m;

@@ -6,7 +6,17 @@
 #ifndef CS_LOG_H
 #define CS_LOG_H
 
+#include <string.h>
+
 #include "config.h"
+
+/* errno's text, untranslated: strerror() may take the locale's lock, which
+ * a fork child of a threaded server can inherit held by another thread. */
+static inline const char *cs_errtext(int err)
+{
+	const char *s = strerrordesc_np(err);
+	return s ? s : "unknown error";
+}
 
 /* The level in force; set once from the settings. */
 extern enum cs_log_level cs_log_level;

@@ -47,7 +47,7 @@ static void register_connection(int fd, uint64_t slot)
 	 * ours to fill. The statistics count what is not watched. */
 	if (err && atomic_load(&cs_proc.active) && !atomic_exchange(&watch_failure_said, 1))
 		cs_log_failure(CS_LOG_WARN, "cannot watch client fd %d (%s); the disconnects of clients the shim cannot watch will not cancel "
-			"anything (said once)", fd, strerror(-err));
+			"anything (said once)", fd, cs_errtext(-err));
 }
 
 /* Binds the calling thread to the client connection behind fd. */

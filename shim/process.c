@@ -105,7 +105,7 @@ out:
 void cs_process_fail(const char *what, int err)
 {
 	if (atomic_exchange(&cs_proc.active, 0))
-		cs_log_failure(CS_LOG_ERROR, "%s (%s); passing every call through from now on", what, strerror(err));
+		cs_log_failure(CS_LOG_ERROR, "%s (%s); passing every call through from now on", what, cs_errtext(err));
 }
 
 uint32_t cs_process_new_gen(void)

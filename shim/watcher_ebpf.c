@@ -320,7 +320,7 @@ static int load(void)
 fail_errno:
 	err = errno ? -errno : -EINVAL;
 fail:
-	cs_log_failure(fail_level, "ebpf unavailable (%s: %s); using epoll", what, strerror(-err));
+	cs_log_failure(fail_level, "ebpf unavailable (%s: %s); using epoll", what, cs_errtext(-err));
 	cs_bpf_ring_unmap(&ring);
 	for (int i = 0; i < n_own; i++) {
 		cs_fd_exchange(own_fds[i], 0, 0);
