@@ -20,6 +20,7 @@
 struct marking {
 	uint32_t gen;
 	int marked;
+	unsigned port;	/* its listener's row (fdtable.h: PORT) */
 };
 
 static void mark_one(int fd, _Atomic uint64_t *slot, void *arg)
@@ -31,6 +32,7 @@ static void mark_one(int fd, _Atomic uint64_t *slot, void *arg)
 	while (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == m->gen && !(s & CS_CLIENT_DEAD))
 		if (atomic_compare_exchange_weak(slot, &s, s | CS_CLIENT_DEAD)) {
 			m->marked = 1;
+			m->port = CS_CLIENT_PORT(s);
 			break;
 		}
 }
@@ -38,17 +40,19 @@ static void mark_one(int fd, _Atomic uint64_t *slot, void *arg)
 /* Usually the connection is behind the fd the event names. When it was
  * duplicated, or that fd was closed while a duplicate lives on, every word
  * with its generation is marked: a rare case, worth a walk of the table.
- * 1 if this marked it (the first event for the connection), else 0. */
-static int mark_dead(uint32_t gen, int fd)
+ * 1 if this marked it (the first event for the connection), else 0; *port
+ * gets its listener's row then. */
+static int mark_dead(uint32_t gen, int fd, unsigned *port)
 {
 	_Atomic uint64_t *slot = cs_fd_ref_existing(fd);
 	uint64_t s = slot ? atomic_load(slot) : 0;
-	struct marking m = { gen, 0 };
+	struct marking m = { gen, 0, 0 };
 
 	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == gen && !(s & CS_CLIENT_SHARED))
 		mark_one(fd, slot, &m);
 	else
 		cs_fd_for_each(0, CS_FD_MAX - 1, mark_one, &m);
+	*port = m.port;
 	return m.marked;
 }
 
@@ -103,6 +107,7 @@ void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns)
 {
 	uint64_t now = cs_stats_now_ns();
 	int bound = 0, first;
+	unsigned port;
 	size_t n;
 
 	if (!gen)
@@ -116,9 +121,11 @@ void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns)
 	}
 	/* A connection may report several edges (FIN, then a reset when the
 	 * server writes to it): counted once, by the first. */
-	first = mark_dead(gen, fd);
-	if (first)
+	first = mark_dead(gen, fd, &port);
+	if (first) {
 		cs_stat_add(rst ? CS_STAT_DISCONNECT_RST : CS_STAT_DISCONNECT_FIN, 1);
+		cs_stats_port_add(port, CS_PORT_DISCONNECTS);
+	}
 	n = cs_threads_limit();
 	for (size_t i = 0; i < n; i++) {
 		struct cs_thread *t = cs_thread_at(i);

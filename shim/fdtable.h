@@ -31,6 +31,12 @@
  *                        leaves out: a client for binding and for the
  *                        event-loop rule, but never watched, so its
  *                        disconnect cancels nothing (scope.h).
+ *            bits 44-48  PORT: 1 + the index of the CANCELSHIM_PORTS entry its
+ *                        listener matched (0: none, or CANCELSHIM_PORTS
+ *                        unset), copied from the listener's word at accept,
+ *                        so that the per-listener counters (stats.h) find
+ *                        the listener of a disconnect or a cancel without a
+ *                        system call. Copied with the word by dup.
  *  LISTENER  a listening socket.
  *            bit 35      TYPE_KNOWN, bit 36 STREAM: what accept() returns on it
  *                        counts as a client connection.
@@ -40,6 +46,8 @@
  *                        after IN_MAP, so the watcher sees its disconnect.
  *            bit 40      SCOPE_KNOWN, bit 41 OUT_OF_SCOPE: CANCELSHIM_PORTS
  *                        left it out; what it accepts is UNSCOPED (scope.h).
+ *            bits 42-46  PORT: 1 + the index of the CANCELSHIM_PORTS entry it
+ *                        matched, known with SCOPE_KNOWN (0: none).
  *  EPOLL     an epoll instance, summarised for the multiplexing rule.
  *            bits 35-36  client connections added (0, 1, 2 = two or more)
  *            bit 37      a listener was added
@@ -99,6 +107,9 @@ enum cs_fdclass {
 #define CS_CLIENT_INHERITED (1ull << 41)
 #define CS_CLIENT_BOUND (1ull << 42)
 #define CS_CLIENT_UNSCOPED (1ull << 43)
+#define CS_CLIENT_PORT_SHIFT 44
+#define CS_CLIENT_PORT(s) ((unsigned)(((s) >> CS_CLIENT_PORT_SHIFT) & 31))
+#define CS_CLIENT_WITH_PORT(idx1) ((uint64_t)((idx1) & 31) << CS_CLIENT_PORT_SHIFT)
 
 #define CS_LISTENER_TYPE_KNOWN (1ull << 35)
 #define CS_LISTENER_STREAM (1ull << 36)
@@ -108,6 +119,9 @@ enum cs_fdclass {
 #define CS_LISTENER_SCOPE_KNOWN (1ull << 40)
 #define CS_LISTENER_OUT_OF_SCOPE (1ull << 41)
 #define CS_LISTENER_PORT(s) ((uint16_t)(s))
+#define CS_LISTENER_ENTRY_SHIFT 42
+#define CS_LISTENER_ENTRY(s) ((unsigned)(((s) >> CS_LISTENER_ENTRY_SHIFT) & 31))
+#define CS_LISTENER_WITH_ENTRY(idx1) ((uint64_t)((idx1) & 31) << CS_LISTENER_ENTRY_SHIFT)
 
 #define CS_EPOLL_NCLIENTS(s) ((unsigned)(((s) >> 35) & 3))
 #define CS_EPOLL_WITH_NCLIENTS(s, n) (((s) & ~(3ull << 35)) | ((uint64_t)(n) << 35))

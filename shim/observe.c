@@ -78,6 +78,7 @@ void cs_observe_would_cancel(struct cs_thread *t, uint32_t gen, int fd)
 	while ((uint32_t)s == gen && gen && (s & CS_ST_CANCEL) && !(s & CS_ST_OBSERVED))
 		if (atomic_compare_exchange_weak(&t->state, &s, s | CS_ST_OBSERVED)) {
 			cs_stat_add(CS_STAT_WOULD_CANCEL, 1);
+			cs_stats_port_cancel(fd, gen);
 			if (cs_log_level >= CS_LOG_INFO) {
 				peer_of(fd, gen, peer, sizeof peer);
 				cs_info("observe: would cancel tid=%d conn=%u fd=%d peer=%s call=%s",

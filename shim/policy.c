@@ -351,6 +351,7 @@ again:
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		return CS_PASS;
 	count_failure(call_class(fd, cs_fd_get(fd)), "io", fd);
+	cs_stats_port_cancel(t->bound_fd, (uint32_t)st);
 	cs_cancel_log(t, nr);
 	cs_stats_cancel_done(t, (uint32_t)st);
 	return -ECANCELED;
@@ -499,6 +500,7 @@ long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long 
 		return CS_RESTART;
 	if ((r == -ECANCELED || r == -EINTR) && (st & CS_ST_CANCEL)) {
 		count_failure(CS_CLASS_WAIT, "wait", -1);
+		cs_stats_port_cancel(t->bound_fd, (uint32_t)st);
 		cs_cancel_log(t, nr);
 		cs_stats_cancel_done(t, (uint32_t)st);
 		return -ECANCELED;

@@ -74,24 +74,42 @@ bad:
 	return -1;
 }
 
-bool cs_ports_has_tcp(const struct cs_ports *p, uint16_t port)
+int cs_ports_tcp_entry(const struct cs_ports *p, uint16_t port)
 {
-	if (cs_ports_all(p))
-		return true;
 	for (unsigned i = 0; i < p->n_tcp; i++)
 		if (port >= p->tcp[i].lo && port <= p->tcp[i].hi)
-			return true;
-	return false;
+			return (int)i;
+	return -1;
+}
+
+int cs_ports_unix_entry(const struct cs_ports *p, const char *path, size_t len)
+{
+	for (unsigned i = 0; i < p->n_unix; i++)
+		if (strnlen(p->unix_path[i], CS_PORTS_UNIX_LEN) == len && !memcmp(p->unix_path[i], path, len))
+			return (int)(p->n_tcp + i);
+	return -1;
+}
+
+bool cs_ports_has_tcp(const struct cs_ports *p, uint16_t port)
+{
+	return cs_ports_all(p) || cs_ports_tcp_entry(p, port) >= 0;
 }
 
 bool cs_ports_has_unix(const struct cs_ports *p, const char *path, size_t len)
 {
-	if (cs_ports_all(p))
-		return true;
-	for (unsigned i = 0; i < p->n_unix; i++)
-		if (strlen(p->unix_path[i]) == len && !memcmp(p->unix_path[i], path, len))
-			return true;
-	return false;
+	return cs_ports_all(p) || cs_ports_unix_entry(p, path, len) >= 0;
+}
+
+void cs_ports_entry_label(const struct cs_ports *p, unsigned i, char *buf, size_t len)
+{
+	if (i < p->n_tcp && p->tcp[i].lo == p->tcp[i].hi)
+		snprintf(buf, len, "%u", p->tcp[i].lo);
+	else if (i < p->n_tcp)
+		snprintf(buf, len, "%u-%u", p->tcp[i].lo, p->tcp[i].hi);
+	else if (i < cs_ports_entries(p))
+		snprintf(buf, len, "unix:%.*s", CS_PORTS_UNIX_LEN, p->unix_path[i - p->n_tcp]);
+	else if (len)
+		buf[0] = '\0';
 }
 
 void cs_ports_format(const struct cs_ports *p, char *buf, size_t len)

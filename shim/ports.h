@@ -34,6 +34,20 @@ static inline bool cs_ports_all(const struct cs_ports *p)
 bool cs_ports_has_tcp(const struct cs_ports *p, uint16_t port);
 bool cs_ports_has_unix(const struct cs_ports *p, const char *path, size_t len);
 
+/* Entries are numbered in the order cs_ports_entry_label lists them: the
+ * TCP ports and ranges (0 .. n_tcp-1), then the unix: paths. The entry a
+ * listener matches (the first, if ranges overlap), or -1 (none, or every
+ * listener in scope). */
+int cs_ports_tcp_entry(const struct cs_ports *p, uint16_t port);
+int cs_ports_unix_entry(const struct cs_ports *p, const char *path, size_t len);
+static inline unsigned cs_ports_entries(const struct cs_ports *p)
+{
+	return (unsigned)p->n_tcp + p->n_unix;
+}
+
+/* Entry i as written: "8080", "8000-8099", "unix:/run/x.sock". */
+void cs_ports_entry_label(const struct cs_ports *p, unsigned i, char *buf, size_t len);
+
 /* "8080,9000-9009,unix:/run/x.sock" or "all". */
 void cs_ports_format(const struct cs_ports *p, char *buf, size_t len);
 

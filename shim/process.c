@@ -186,6 +186,7 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 {
 	_Atomic uint64_t *lref;
 	uint64_t ls, slot, key = 0;
+	unsigned entry1;
 
 	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
 		return;
@@ -215,10 +216,11 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 	/* Covered by the eBPF watcher if its listener was TRUSTED before the
 	 * accept began (then the client queued after its port was filtered).
 	 * A client CANCELSHIM_PORTS left out is never watched (scope.h). */
-	if (cs_scope_excludes(lfd, lref))
+	if (cs_scope_excludes(lfd, lref, &entry1))
 		slot |= CS_CLIENT_UNSCOPED;
 	else if ((ls_before & CS_LISTENER_TRUSTED) && peer)
 		key = cs_conn_key_from_sockaddr(peer, peer_len, CS_LISTENER_PORT(ls_before));
+	slot |= CS_CLIENT_WITH_PORT(entry1);
 	cs_conn_key_set(fd, key);
 	if (key && cs_conn_key_index(fd, key) == 0)
 		slot |= CS_CLIENT_EBPF;
@@ -240,6 +242,7 @@ void cs_process_accepted(int lfd, int fd, uint64_t ls_before, unsigned epoch_bef
 	if (!atomic_load_explicit(&cs_proc.serving, memory_order_relaxed))
 		atomic_store(&cs_proc.serving, 1);
 	cs_stat_add(CS_STAT_CONNECTIONS, 1);
+	cs_stats_port_add(entry1, CS_PORT_ACCEPTED);
 	cs_stats_publish();	/* the first accept makes the process visible to cancelctl */
 }
 

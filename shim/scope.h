@@ -19,8 +19,11 @@
  * watched, so its disconnect cancels nothing.
  * lref is lfd's word (NULL: not tracked, ask each time). A listener whose
  * address cannot be read is out of scope: the shim cancels only what it can
- * prove the operator chose. */
-bool cs_scope_excludes(int lfd, _Atomic uint64_t *lref);
+ * prove the operator chose. *entry1 gets 1 + the index of the
+ * CANCELSHIM_PORTS entry the listener matched (ports.h), kept in its word
+ * too (fdtable.h: PORT), or 0 (out of scope, or CANCELSHIM_PORTS unset):
+ * the per-listener counters' row (stats.h). */
+bool cs_scope_excludes(int lfd, _Atomic uint64_t *lref, unsigned *entry1);
 
 /* At info, when CANCELSHIM_PORTS is set, one line at start saying which
  * listeners are in scope ("info: scope: ports 8080,unix:/run/x.sock; clients

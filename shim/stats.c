@@ -22,12 +22,18 @@
 #include "ebpf_watcher.h"
 #include "fdtable.h"
 #include "log.h"
+#include "ports.h"
 #include "process.h"
 #include "raw_syscall.h"
 #include "stats_segment.h"
 
 static _Atomic uint64_t private_counters[CS_STAT_COUNT];
 _Atomic(_Atomic uint64_t *) cs_stats_where = private_counters;
+static struct cs_seg_port private_ports[CS_SEG_PORTS_MAX];
+_Atomic(struct cs_seg_port *) cs_port_stats_where = private_ports;
+
+_Static_assert(CS_PORTS_TCP_MAX + CS_PORTS_UNIX_MAX <= CS_SEG_PORTS_MAX, "a CANCELSHIM_PORTS entry without a row");
+_Static_assert(CS_SEG_PORTS_MAX < 32, "entry indices are 5 bits in the descriptor table");
 
 /* Dead processes' segments looked at by each new publisher. Enough to keep
  * up with a server that forks per request, whose children all _exit(). */
@@ -76,6 +82,31 @@ static void fill_header(struct cs_seg_header *h, uint64_t ns, int pid)
 	cs_calls_format(cs_proc.cfg.calls, h->calls, sizeof h->calls);
 	cs_signal_format(cs_proc.cfg.signo, h->signal, sizeof h->signal);
 	cs_segment_cmdline(h->cmdline, sizeof h->cmdline);
+	h->ports_offset = CS_SEG_PORTS_OFFSET;
+}
+
+/* The per-listener region: its header and one labelled row per entry. */
+static struct cs_seg_port *fill_ports(struct cs_seg_header *h)
+{
+	struct cs_seg_ports *r = (struct cs_seg_ports *)((char *)h + CS_SEG_PORTS_OFFSET);
+	struct cs_seg_port *rows = (struct cs_seg_port *)(r + 1);
+	unsigned n = cs_ports_entries(&cs_proc.cfg.ports);
+
+	r->version = CS_SEG_PORTS_VERSION;
+	r->count = n < CS_SEG_PORTS_MAX ? n : CS_SEG_PORTS_MAX;
+	r->entry_size = sizeof(struct cs_seg_port);
+	r->ncounters = CS_PORT_STAT_COUNT;
+	for (unsigned i = 0; i < r->count; i++)
+		cs_ports_entry_label(&cs_proc.cfg.ports, i, rows[i].label, sizeof rows[i].label);
+	return rows;
+}
+
+void cs_stats_port_cancel(int fd, uint32_t gen)
+{
+	uint64_t s = cs_fd_get(fd);
+
+	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && (uint32_t)s == gen)
+		cs_stats_port_add(CS_CLIENT_PORT(s), CS_PORT_CANCELS);
 }
 
 void cs_stats_publish(void)
@@ -83,6 +114,7 @@ void cs_stats_publish(void)
 	int expected = PUB_NONE, err = 0, pid;
 	struct cs_seg_header *h = NULL;
 	_Atomic uint64_t *shared;
+	struct cs_seg_port *rows;
 	uint64_t ns;
 
 	if (__builtin_expect(atomic_load_explicit(&pub_state, memory_order_relaxed) != PUB_NONE, 1))
@@ -105,6 +137,7 @@ void cs_stats_publish(void)
 		return;
 	}
 	fill_header(h, ns, pid);
+	rows = fill_ports(h);
 	shared = (_Atomic uint64_t *)((char *)h + CS_SEG_HEADER_SIZE);
 	segment = h;
 	segment_pid = pid;
@@ -116,6 +149,13 @@ void cs_stats_publish(void)
 		if (v)
 			atomic_fetch_add_explicit(&shared[i], v, memory_order_relaxed);
 	}
+	atomic_store_explicit(&cs_port_stats_where, rows, memory_order_release);
+	for (unsigned i = 0; i < CS_SEG_PORTS_MAX; i++)
+		for (unsigned k = 0; k < CS_PORT_STAT_COUNT; k++) {
+			uint64_t v = __atomic_exchange_n(&private_ports[i].c[k], 0, __ATOMIC_RELAXED);
+			if (v)
+				__atomic_fetch_add(&rows[i].c[k], v, __ATOMIC_RELAXED);
+		}
 	/* Readers skip a segment until its magic is there. */
 	__atomic_store_n(&h->magic, CS_SEG_MAGIC, __ATOMIC_RELEASE);
 	atomic_store(&pub_state, PUB_DONE);
@@ -142,7 +182,11 @@ void cs_stats_after_fork_child(void)
 	}
 	for (unsigned i = 0; i < CS_STAT_COUNT; i++)
 		atomic_store_explicit(&private_counters[i], 0, memory_order_relaxed);
+	for (unsigned i = 0; i < CS_SEG_PORTS_MAX; i++)
+		for (unsigned k = 0; k < CS_PORT_STAT_COUNT; k++)
+			__atomic_store_n(&private_ports[i].c[k], 0, __ATOMIC_RELAXED);
 	atomic_store(&cs_stats_where, private_counters);
+	atomic_store(&cs_port_stats_where, private_ports);
 	atomic_store(&pub_state, PUB_NONE);
 	cs_fd_for_each(0, CS_FD_MAX - 1, count_inherited, &inherited);
 	if (inherited)

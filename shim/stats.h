@@ -29,6 +29,25 @@ static inline void cs_stat_add(enum cs_stat s, uint64_t n)
 	atomic_fetch_add_explicit(&cs_stats_base()[s], n, memory_order_relaxed);
 }
 
+/* Per-listener counters (stats_layout.h: struct cs_seg_port), one row per
+ * CANCELSHIM_PORTS entry; like cs_stats, private until published. */
+extern _Atomic(struct cs_seg_port *) cs_port_stats_where;
+
+/* Counts s on the row of entry1 (1 + the entry's index; 0: none, nothing
+ * counted). The index comes from a word of the descriptor table (fdtable.h:
+ * PORT): no system call. */
+static inline void cs_stats_port_add(unsigned entry1, enum cs_port_stat s)
+{
+	if (entry1 - 1u < CS_SEG_PORTS_MAX)
+		__atomic_fetch_add(&atomic_load_explicit(&cs_port_stats_where, memory_order_acquire)[entry1 - 1].c[s], 1,
+				   __ATOMIC_RELAXED);
+}
+
+/* A cancel of the connection gen behind client descriptor fd (a call failed
+ * with ECANCELED, or would have in observe mode): counted on its listener's
+ * row if fd still is that connection. */
+void cs_stats_port_cancel(int fd, uint32_t gen);
+
 /* Creates this process's segment unless it has one (or could not have one):
  * called at the first accept and at a fork child's first binding. Cheap when
  * already done. */

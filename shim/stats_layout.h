@@ -73,10 +73,48 @@ struct cs_seg_header {
 	/* Added inside the header's spare room (version unchanged): the
 	 * <pidns> of the file's name, which a reader checks. */
 	uint64_t pid_ns;
+	/* Added the same way (0 in older segments: no such region): the byte
+	 * offset of the per-listener region (struct cs_seg_ports). */
+	uint32_t ports_offset;
 };
 
 #define CS_SEG_HEADER_SIZE 512u
-#define CS_SEG_SIZE (CS_SEG_HEADER_SIZE + CS_STAT_COUNT * sizeof(uint64_t))
+
+/* The per-listener region, appended after the counters (older readers never
+ * look past ncounters): one entry per CANCELSHIM_PORTS entry, in the order
+ * written (TCP ports and ranges first, then unix: paths), 0 entries when
+ * CANCELSHIM_PORTS is unset or "all". Versioned on its own: a reader skips a
+ * region whose version it does not know and shows the rest. Entries may grow
+ * (entry_size, ncounters): counters are only ever appended. */
+#define CS_SEG_PORTS_VERSION 1u
+#define CS_SEG_PORTS_MAX 20	/* CS_PORTS_TCP_MAX + CS_PORTS_UNIX_MAX (ports.h) */
+#define CS_SEG_PORT_LABEL 120	/* "8080", "8000-8099", "unix:/run/x.sock": NUL-terminated */
+
+/* Per-listener counter indices: never renumber. */
+enum cs_port_stat {
+	CS_PORT_ACCEPTED = 0,		/* client connections accepted on it */
+	CS_PORT_DISCONNECTS = 1,	/* their disconnects seen by the watcher (first edge) */
+	CS_PORT_CANCELS = 2,		/* calls failed with ECANCELED, or would-cancels in observe mode */
+	CS_PORT_STAT_COUNT
+};
+
+struct cs_seg_ports {
+	uint32_t version;	/* CS_SEG_PORTS_VERSION */
+	uint32_t count;		/* entries that follow, at most CS_SEG_PORTS_MAX */
+	uint32_t entry_size;	/* sizeof(struct cs_seg_port) */
+	uint32_t ncounters;	/* uint64_t counters after each label (CS_PORT_STAT_COUNT) */
+};
+
+struct cs_seg_port {
+	char label[CS_SEG_PORT_LABEL];
+	uint64_t c[CS_PORT_STAT_COUNT];
+};
+
+#define CS_SEG_PORTS_OFFSET (CS_SEG_HEADER_SIZE + CS_STAT_COUNT * sizeof(uint64_t))
+#define CS_SEG_SIZE (CS_SEG_PORTS_OFFSET + sizeof(struct cs_seg_ports) + CS_SEG_PORTS_MAX * sizeof(struct cs_seg_port))
+
+_Static_assert(CS_SEG_PORTS_OFFSET % 8 == 0, "region misaligned");
+_Static_assert(sizeof(struct cs_seg_port) % 8 == 0, "entry misaligned");
 
 _Static_assert(sizeof(struct cs_seg_header) <= CS_SEG_HEADER_SIZE, "header outgrew its room");
 

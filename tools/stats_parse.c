@@ -41,9 +41,44 @@ static void sanitize(char *s)
 		sanitize(dst);                                     \
 	} while (0)
 
+/* The per-listener region at off (stats_layout.h), bounds-checked against
+ * the len bytes read and the counters before it. NULL (rows copied, or none
+ * for a region of a version we do not know) or why it is nonsense. */
+static const char *parse_ports(const unsigned char *bytes, size_t len, uint64_t off, uint64_t counters_end,
+			       struct stats_proc *p)
+{
+	struct cs_seg_ports r;
+	uint64_t size;
+
+	if (off == 0)
+		return NULL;	/* written before the region existed */
+	if (off % 8 || off < counters_end || off > len || len - off < sizeof r)
+		return "per-listener region outside the file";
+	memcpy(&r, bytes + off, sizeof r);
+	if (r.version != CS_SEG_PORTS_VERSION)
+		return NULL;	/* a later layout of the region: the rest still shows */
+	if (r.count > CS_SEG_PORTS_MAX)
+		return "more per-listener rows than CANCELSHIM_PORTS has entries";
+	if (r.ncounters < CS_PORT_STAT_COUNT || r.ncounters > (STATS_SEG_MAX_BYTES - CS_SEG_PORT_LABEL) / 8 ||
+	    r.entry_size % 8 || r.entry_size < CS_SEG_PORT_LABEL + (uint64_t)r.ncounters * 8)
+		return "per-listener rows of a bad size";
+	size = (uint64_t)r.count * r.entry_size;
+	if (size > len - off - sizeof r)
+		return "per-listener rows beyond the end of the file";
+	for (unsigned i = 0; i < r.count; i++) {
+		const unsigned char *e = bytes + off + sizeof r + (uint64_t)i * r.entry_size;
+		copy_field(p->ports[i].label, sizeof p->ports[i].label, (const char *)e, CS_SEG_PORT_LABEL);
+		sanitize(p->ports[i].label);
+		memcpy(p->ports[i].c, e + CS_SEG_PORT_LABEL, sizeof p->ports[i].c);
+	}
+	p->nports = r.count;
+	return NULL;
+}
+
 const char *stats_parse_segment(const void *bytes, size_t len, uint64_t pid_ns, int pid, struct stats_proc *p)
 {
 	struct cs_seg_header h;
+	const char *why;
 	uint32_t n;
 
 	/* The copy may be shorter than the header (truncated while read);
@@ -83,7 +118,8 @@ const char *stats_parse_segment(const void *bytes, size_t len, uint64_t pid_ns, 
 	FIELD(p->cmdline, h.cmdline);
 	n = h.ncounters < CS_STAT_COUNT ? h.ncounters : CS_STAT_COUNT;
 	memcpy(p->c, (const char *)bytes + h.header_size, (size_t)n * sizeof p->c[0]);
-	return NULL;
+	why = parse_ports(bytes, len, h.ports_offset, (uint64_t)h.header_size + (uint64_t)h.ncounters * 8, p);
+	return why;
 }
 
 /* Decimal digits up to the end of the string or a terminator, no sign, no

@@ -27,6 +27,14 @@ struct stats_proc {
 	char mode[16], mode_requested[16], on[8], calls[32], signal[24];
 	char cmdline[CS_SEG_CMDLINE + 1];
 	uint64_t c[CS_STAT_COUNT];
+	/* The per-listener rows (0 when CANCELSHIM_PORTS is unset, or the
+	 * writer's layout has no region or one of a later version). Labels are
+	 * sanitized like the strings above. */
+	unsigned nports;
+	struct stats_port {
+		char label[CS_SEG_PORT_LABEL + 1];
+		uint64_t c[CS_PORT_STAT_COUNT];
+	} ports[CS_SEG_PORTS_MAX];
 	uint64_t read_ns;	/* CLOCK_MONOTONIC when read (for rates) */
 };
 

@@ -156,7 +156,17 @@ void stats_print_json(FILE *out, const struct stats_list *l)
 				fprintf(out, "%" PRIu64, up);
 			fprintf(out, ",\"count\":%" PRIu64 "}", p->c[CS_STAT_LATENCY + b]);
 		}
-		fprintf(out, "]}}");
+		fprintf(out, "]},\"ports\":[");
+		for (unsigned i = 0; i < p->nports; i++) {
+			fprintf(out, "%s{\"port\":", i ? "," : "");
+			json_str(out, p->ports[i].label);
+			fputc(',', out);
+			json_u(out, "connections_accepted", p->ports[i].c[CS_PORT_ACCEPTED], 1);
+			json_u(out, "disconnects", p->ports[i].c[CS_PORT_DISCONNECTS], 1);
+			json_u(out, "cancels", p->ports[i].c[CS_PORT_CANCELS], 0);
+			fputc('}', out);
+		}
+		fprintf(out, "]}");
 	}
 	fprintf(out, "]\n");
 }
@@ -216,6 +226,17 @@ static const struct prom_simple simple[] = {
 	{ "cancelshim_would_cancel_total", "counter", "CANCELSHIM_ACTION=observe: requests whose call would have failed with ECANCELED (nothing was failed).", CS_STAT_WOULD_CANCEL, NULL, NULL },
 };
 
+/* Per listener (CANCELSHIM_PORTS entry), label port="8080", "8000-8099" or
+ * "unix:/run/x.sock". */
+static const struct {
+	const char *name, *help;
+	enum cs_port_stat stat;
+} port_families[] = {
+	{ "cancelshim_port_connections_accepted_total", "Client connections accepted, by CANCELSHIM_PORTS entry of their listener.", CS_PORT_ACCEPTED },
+	{ "cancelshim_port_disconnects_total", "Disconnects of watched connections seen by the watcher, by CANCELSHIM_PORTS entry of their listener.", CS_PORT_DISCONNECTS },
+	{ "cancelshim_port_cancels_total", "Calls failed with ECANCELED (or, in observe mode, requests that would have been), by CANCELSHIM_PORTS entry of their listener.", CS_PORT_CANCELS },
+};
+
 void stats_print_prometheus(FILE *out, const struct stats_list *l)
 {
 	const char *hist = "cancelshim_cancel_latency_seconds";
@@ -243,6 +264,17 @@ void stats_print_prometheus(FILE *out, const struct stats_list *l)
 			}
 		}
 		k = end;
+	}
+	for (size_t k = 0; k < sizeof port_families / sizeof port_families[0]; k++) {
+		prom_family(out, port_families[k].name, "counter", port_families[k].help);
+		for (size_t i = 0; i < l->n; i++) {
+			const struct stats_proc *p = &l->procs[i];
+			for (unsigned j = 0; j < p->nports; j++) {
+				fputs(port_families[k].name, out);
+				prom_labels(out, p, "port", p->ports[j].label);
+				fprintf(out, " %" PRIu64 "\n", p->ports[j].c[port_families[k].stat]);
+			}
+		}
 	}
 	prom_family(out, hist, "histogram",
 		    "Time from the watcher processing a disconnect to the cancelled thread's first call failing "

@@ -1,7 +1,8 @@
 /* libFuzzer target for everything in `cancelctl stats` that reads untrusted
  * bytes: the segment parser (any local user can plant a file under a
  * segment's name), the directory-entry name parser, and the three printers
- * that show what a segment holds (table with rates, JSON, Prometheus).
+ * that show what a segment holds (table with rates, JSON, Prometheus),
+ * the per-listener region (CANCELSHIM_PORTS rows) included.
  * Built by run-fuzz (FUZZ_TARGET=stats) with clang; replay.c drives the same
  * function from a plain main() so the meson test replays corpus-stats/. */
 #include <stdint.h>
@@ -39,6 +40,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	stats_parse_segment(data, size, h.pid_ns + 1, h.pid, &p);
 	if (stats_parse_segment(data, size, h.pid_ns, h.pid, &p))
 		return 0;
+	/* What the parser promises about the per-listener rows: no more than
+	 * the layout has, labels NUL-terminated inside their field. */
+	if (p.nports > CS_SEG_PORTS_MAX)
+		__builtin_trap();
+	for (unsigned i = 0; i < p.nports; i++)
+		if (strnlen(p.ports[i].label, sizeof p.ports[i].label) == sizeof p.ports[i].label)
+			__builtin_trap();
 	/* Everything the printers show, against a later reading of itself
 	 * (rates: counters that went backwards, a zero interval). */
 	q = p;

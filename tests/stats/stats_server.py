@@ -1,7 +1,7 @@
 """A thread-per-connection server for the statistics tests, run unmodified
 under the shim with /usr/bin/python3.
 
-    stats_server.py UPSTREAM_PORT
+    stats_server.py UPSTREAM_PORT [LISTEN...]
 
 Each client sends one line. "quick ..." is answered at once ("ok"); "slow ..."
 is forwarded to the upstream and its answer relayed, so the handler thread
@@ -10,7 +10,11 @@ ECANCELED when the client goes away. The server closes each client itself
 (no shutdown first), so a client that waits for EOF before closing never shows
 the server a disconnect. Prints "port N" when listening, then one line per
 request: "answered line=..." or "cancelled errno=E line=...". SIGTERM ends it
-through a normal interpreter exit (atexit handlers run)."""
+through a normal interpreter exit (atexit handlers run).
+
+With LISTEN arguments (a TCP port on 127.0.0.1, or unix:PATH), it listens on
+each of them instead of one port of its own choosing, each with its own
+accepting thread, and prints "listening" once all are."""
 import signal
 import socket
 import sys
@@ -60,14 +64,37 @@ def stop(signo, frame):
 
 
 signal.signal(signal.SIGTERM, stop)
-listener = socket.socket()
-listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-listener.bind(("127.0.0.1", 0))
-listener.listen(64)
-say(f"port {listener.getsockname()[1]}")
-try:
+
+
+def listen(where):
+    if where.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(where[5:])
+    else:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", int(where)))
+    s.listen(64)
+    return s
+
+
+def serve(listener):
     while True:
         conn, _ = listener.accept()
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+try:
+    if len(sys.argv) > 2:
+        listeners = [listen(w) for w in sys.argv[2:]]
+        for ls in listeners:
+            threading.Thread(target=serve, args=(ls,), daemon=True).start()
+        say("listening")
+        while True:
+            signal.pause()
+    else:
+        listener = listen("0")
+        say(f"port {listener.getsockname()[1]}")
+        serve(listener)
 except SystemExit:
     pass

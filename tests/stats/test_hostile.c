@@ -22,7 +22,7 @@
 #define NOBODY 65534
 #define BOUND_MS 5000	/* a cancelctl run that takes longer hangs */
 
-static pid_t planters[4];
+static pid_t planters[8];
 static char *planted[16];
 
 /* Where a planted symlink points. */
@@ -341,4 +341,88 @@ Test(hostile, a_segment_another_user_planted_under_roots_pid_is_not_shown)
 	cr_assert_eq(rc, 1);
 	free(out);
 	free(pidarg);
+}
+
+/* The per-listener region, planted by the process the segment names (owner
+ * and mapping as a real publisher's): a bad count or size hides the segment
+ * in every format; rows with hostile labels show, escaped. */
+enum ports_kind { PORTS_HUGE_COUNT, PORTS_PAST_END, PORTS_BAD_ENTRY_SIZE, PORTS_HOSTILE_LABELS };
+
+static void plant_ports(int self, void *arg)
+{
+	enum ports_kind k = *(enum ports_kind *)arg;
+	char *names[2], seg[CS_SEG_SIZE];
+	struct cs_seg_ports *r = (struct cs_seg_ports *)(seg + CS_SEG_PORTS_OFFSET);
+	struct cs_seg_port *rows = (struct cs_seg_port *)(r + 1);
+
+	names_of(self, names);
+	valid_segment(self, seg);
+	((struct cs_seg_header *)seg)->ports_offset = CS_SEG_PORTS_OFFSET;
+	*r = (struct cs_seg_ports){ CS_SEG_PORTS_VERSION, 2, sizeof(struct cs_seg_port), CS_PORT_STAT_COUNT };
+	memset(rows[0].label, '"', sizeof rows[0].label);	/* no NUL */
+	memcpy(rows[1].label, "unix:/x\\\n\xff", 11);
+	rows[1].c[CS_PORT_CANCELS] = 77;
+	switch (k) {
+	case PORTS_HUGE_COUNT:
+		r->count = 0xffffffff;
+		break;
+	case PORTS_PAST_END:
+		r->count = CS_SEG_PORTS_MAX;	/* the file holds fewer rows: cut below */
+		break;
+	case PORTS_BAD_ENTRY_SIZE:
+		r->entry_size = 8;
+		break;
+	case PORTS_HOSTILE_LABELS:
+		break;
+	}
+	size_t len = k == PORTS_PAST_END ? CS_SEG_PORTS_OFFSET + sizeof *r + 3 * sizeof *rows : sizeof seg;
+	for (int i = 0; i < 2; i++) {
+		int fd = open(names[i], O_RDWR | O_CREAT | O_EXCL, 0600);
+		if (fd < 0 || pwrite(fd, seg, len, 0) != (ssize_t)len ||
+		    mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+			_exit(90);
+	}
+}
+
+Test(hostile, a_bad_per_listener_region_hides_the_segment)
+{
+	enum ports_kind kinds[] = { PORTS_HUGE_COUNT, PORTS_PAST_END, PORTS_BAD_ENTRY_SIZE };
+	for (int i = 0; i < 3; i++) {
+		pid_t v = start_planter(plant_ports, &kinds[i]);
+		every_way_ends_without(v);
+		/* Its process lives and maps it: skipped, not removed. */
+		char *name = st_segment_path(v);
+		cr_assert_eq(access(name, F_OK), 0, "kind %d: removed", i);
+		free(name);
+	}
+}
+
+Test(hostile, hostile_per_listener_labels_show_escaped)
+{
+	enum ports_kind k = PORTS_HOSTILE_LABELS;
+	pid_t v = start_planter(plant_ports, &k);
+	char *check = tl_source_path("tests/stats/check_prometheus.py"), *pidstr = tl_strdupf("%d", v);
+	const char *fmts[] = { "--json", "--prometheus" };
+
+	for (int who = 0; who < 2; who++)
+		for (int f = 0; f < 2; f++) {
+			char *out = NULL, *pyerr = NULL;
+			int status = stats_once(fmts[f], who, &out);
+			cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %#x", fmts[f],
+				  status);
+			cr_assert(strstr(out, "planted-by-nobody"), "the planter's own segment is not shown:\n%s", out);
+			if (f == 0) {
+				cr_assert(strstr(out, "{\"port\":\"unix:/x\\\\??\",\"connections_accepted\":0,"
+						      "\"disconnects\":0,\"cancels\":77}"),
+					  "%s", out);
+			} else {
+				const char *args[] = { pidstr, NULL };
+				cr_assert(strstr(out, ",port=\"unix:/x\\\\??\"} 77\n"), "%s", out);
+				cr_assert_eq(st_python(check, out, args, &pyerr), 0, "%s\n%s", pyerr, out);
+			}
+			free(pyerr);
+			free(out);
+		}
+	free(check);
+	free(pidstr);
 }

@@ -3,6 +3,7 @@
 #include <limits.h>
 
 #include "unit.h"
+#include "stats_layout.h"
 
 /* ---- the word encoding --------------------------------------------------- */
 
@@ -22,6 +23,25 @@ Test(fdtable, slot_make_round_trips_kind_and_generation)
 	/* Only a NONE word with generation 0 is the empty word. */
 	cr_assert_eq(CS_SLOT_MAKE(CS_KIND_NONE, 0), 0);
 	cr_assert_neq(CS_SLOT_MAKE(CS_KIND_CLIENT, 0), 0);
+}
+
+/* The CANCELSHIM_PORTS entry index (per-listener statistics) in spare bits:
+ * every value fits, and touches no other bit of a client's or a listener's
+ * word. */
+Test(fdtable, port_entry_bits_overlap_nothing)
+{
+	uint64_t client = CS_SLOT_GEN_MASK | (7ull << 32) | CS_CLIENT_DEAD | CS_CLIENT_REGISTERED | CS_CLIENT_SHARED |
+			  CS_CLIENT_EBPF | CS_CLIENT_PENDING | CS_CLIENT_PENDING_RST | CS_CLIENT_INHERITED |
+			  CS_CLIENT_BOUND | CS_CLIENT_UNSCOPED;
+	uint64_t listener = 0xffffull | (7ull << 32) | CS_LISTENER_TYPE_KNOWN | CS_LISTENER_STREAM | CS_LISTENER_TCP |
+			    CS_LISTENER_IN_MAP | CS_LISTENER_TRUSTED | CS_LISTENER_SCOPE_KNOWN | CS_LISTENER_OUT_OF_SCOPE;
+
+	for (unsigned e = 0; e <= CS_SEG_PORTS_MAX; e++) {
+		cr_assert_eq(CS_CLIENT_WITH_PORT(e) & client, 0, "entry %u", e);
+		cr_assert_eq(CS_CLIENT_PORT(client | CS_CLIENT_WITH_PORT(e)), e);
+		cr_assert_eq(CS_LISTENER_WITH_ENTRY(e) & listener, 0, "entry %u", e);
+		cr_assert_eq(CS_LISTENER_ENTRY(listener | CS_LISTENER_WITH_ENTRY(e)), e);
+	}
 }
 
 Test(fdtable, client_bits_leave_kind_and_generation_alone)

@@ -79,3 +79,32 @@ Test(ports, config_load_reads_cancelshim_ports)
 	cs_config_defaults(&c);
 	cr_assert(cs_ports_all(&c.ports));
 }
+
+Test(ports, entries_are_numbered_tcp_first_and_labelled_as_written)
+{
+	struct cs_ports p = parsed("unix:/run/a b.sock,8080,9000-9009,unix:@abs,8085-8090");
+	char label[128];
+
+	cr_assert_eq(cs_ports_entries(&p), 5);
+	cr_assert_eq(cs_ports_tcp_entry(&p, 8080), 0);
+	cr_assert_eq(cs_ports_tcp_entry(&p, 9005), 1);
+	cr_assert_eq(cs_ports_tcp_entry(&p, 8090), 2);
+	cr_assert_eq(cs_ports_tcp_entry(&p, 8081), -1);
+	cr_assert_eq(cs_ports_unix_entry(&p, "/run/a b.sock", 13), 3);
+	cr_assert_eq(cs_ports_unix_entry(&p, "@abs", 4), 4);
+	cr_assert_eq(cs_ports_unix_entry(&p, "/run/a b.soc", 12), -1);
+	const char *want[] = { "8080", "9000-9009", "8085-8090", "unix:/run/a b.sock", "unix:@abs" };
+	for (unsigned i = 0; i < 5; i++) {
+		cs_ports_entry_label(&p, i, label, sizeof label);
+		cr_assert_str_eq(label, want[i]);
+	}
+	cs_ports_entry_label(&p, 5, label, sizeof label);
+	cr_assert_str_eq(label, "");
+	/* Overlapping ranges: the first entry written. */
+	p = parsed("8000-8100,8080");
+	cr_assert_eq(cs_ports_tcp_entry(&p, 8080), 0);
+	/* Every listener in scope: no entries, no rows. */
+	p = parsed("all");
+	cr_assert_eq(cs_ports_entries(&p), 0);
+	cr_assert_eq(cs_ports_tcp_entry(&p, 8080), -1);
+}
