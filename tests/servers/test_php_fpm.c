@@ -4,7 +4,13 @@
  * off, its default) closes the FastCGI connection, and the shim in the PHP
  * worker fails the script's blocking calls: a slow upstream read returns
  * false at once, sleep() returns early. By default PHP would run the script
- * to its end for nobody. Another client, meanwhile, gets its full answer. */
+ * to its end for nobody. Another client, meanwhile, gets its full answer..
+ *
+ * The upstream calls are made three ways: PHP's own streams (slow.php), and
+ * two shared extensions PHP loads with dlopen(RTLD_DEEPBIND), whose libc
+ * calls bind to libc, not to the preloaded shim, until the shim's dlopen
+ * hook rebinds them: ext/sockets (sockets.php) and ext/curl with libcurl
+ * (curl.php). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
@@ -80,7 +86,9 @@ static void start(void)
 	write_conf("php-fpm.conf", fconf);
 	char *fpath = tl_strdupf("%s/php-fpm.conf", dir);
 	/* -R: the test runs as root; -n: no php.ini, PHP's defaults. */
-	const char *fargv[] = { FPM, "-F", "-R", "-n", "-y", fpath, NULL };
+	/* The two extensions the scripts use, loaded as Debian's php.ini
+	 * would: shared objects, with RTLD_DEEPBIND. */
+	const char *fargv[] = { FPM, "-F", "-R", "-n", "-d", "extension=sockets", "-d", "extension=curl", "-y", fpath, NULL };
 	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
 	fpm = tl_spawn(fargv, env, TL_SHIM);
 	cr_assert_not_null(fpm, "spawn php-fpm: %s", strerror(errno));
@@ -193,12 +201,12 @@ static void assert_healthy(void)
 	free(ferr);
 }
 
-Test(servers, php_fpm_upstream_client_close)
+static void upstream_client_close(const char *script)
 {
 	start();
-	int a = slow_send(port, "/slow.php", "A", CALLS);
+	int a = slow_send(port, script, "A", CALLS);
 	cr_assert(tl_upstream_wait(up, "A 2", 5000), "A never reached the upstream");
-	int b = slow_send(port, "/slow.php", "B", CALLS);
+	int b = slow_send(port, script, "B", CALLS);
 	cr_assert(tl_upstream_wait(up, "B 1", 5000), "B never reached the upstream");
 	unsigned a_calls = tl_upstream_count(up, "A ") + 1;
 	char *a_next = tl_strdupf("A %u", a_calls);
@@ -215,7 +223,7 @@ Test(servers, php_fpm_upstream_client_close)
 	long long t_err;
 	cr_assert_eq(tl_field(line, "t", &t_err), 0);
 	double ms = ((double)t_err - (double)t_close) / 1e6;
-	cr_log_info("php-fpm upstream: script's read failed %.2f ms after the client left (%s)", ms,
+	cr_log_info("php-fpm upstream (%s): script's call failed %.2f ms after the client left (%s)", script, ms,
 		    line);
 	/* PHP's fgets() just returns false; the shim's log says why. */
 	long long pid;
@@ -231,6 +239,23 @@ Test(servers, php_fpm_upstream_client_close)
 	cr_assert_eq(tl_upstream_count(up, "A "), a_calls, "A made %u upstream calls, not %u",
 		     tl_upstream_count(up, "A "), a_calls);
 	assert_healthy();
+}
+
+Test(servers, php_fpm_upstream_client_close)
+{
+	upstream_client_close("/slow.php");
+}
+
+/* ext/sockets: socket_read() of a deep-bound sockets.so. */
+Test(servers, php_fpm_sockets_client_close)
+{
+	upstream_client_close("/sockets.php");
+}
+
+/* ext/curl: libcurl's own poll and recv, in a deep-bound curl.so's library. */
+Test(servers, php_fpm_curl_client_close)
+{
+	upstream_client_close("/curl.php");
 }
 
 Test(servers, php_fpm_sleep_client_close)
