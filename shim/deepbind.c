@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exports_names.h"
@@ -303,6 +304,9 @@ long cs_deepbind_rebind(void *handle, const uintptr_t *before, size_t nbefore)
 	struct scope_cache *sc;
 	long total = 0;
 	int saved = errno, err = 0;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	pthread_once(&table_once, build_table);
 	if (!ntable || !cs_dlopen_real)
@@ -335,7 +339,9 @@ long cs_deepbind_rebind(void *handle, const uintptr_t *before, size_t nbefore)
 			       strerror(err));
 		total = -1;
 	} else if (total) {
-		cs_debug("rebound %ld calls of %zu object(s) loaded with RTLD_DEEPBIND", total, k.n);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		cs_debug("rebound %ld calls of %zu object(s) loaded with RTLD_DEEPBIND in %ld us", total, k.n,
+			 (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
 	}
 free:
 	for (size_t i = 0; i < k.n; i++)
