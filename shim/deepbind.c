@@ -167,7 +167,8 @@ static int collect_one(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* Where an object lies, and its RELRO part (page-rounded). */
+/* Where an object lies, and the pages ld.so made read-only after relocating
+ * (its RELRO part, whole pages only). */
 struct extent {
 	uintptr_t lo, hi, relro_lo, relro_hi;
 };
@@ -184,8 +185,11 @@ static void object_extent(const struct link_map *lm, const struct candidate *c, 
 			e->lo = start < e->lo ? start : e->lo;
 			e->hi = end > e->hi ? end : e->hi;
 		} else if (ph[i].p_type == PT_GNU_RELRO) {
+			/* Rounded down at both ends, as ld.so does: the page
+			 * the segment ends in stays writable (it holds data
+			 * after it), and must stay so. */
 			e->relro_lo = start & ~(uintptr_t)(page - 1);
-			e->relro_hi = (end + page - 1) & ~(uintptr_t)(page - 1);
+			e->relro_hi = end & ~(uintptr_t)(page - 1);
 		}
 	}
 }
