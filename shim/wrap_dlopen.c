@@ -1,9 +1,10 @@
-/* The C side of the dlopen hook (dlopen_x86_64.S): a dlopen with
- * RTLD_DEEPBIND of a path, then the rebinding of what it loaded
+/* The C side of the dlopen hook (dlopen_x86_64.S): which dlopen calls with
+ * RTLD_DEEPBIND it may make itself, then the rebinding of what they loaded
  * (deepbind.c). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "deepbind.h"
 #include "log.h"
@@ -26,6 +27,20 @@ void *cs_dlopen_boot(const char *file, int flags)
 		return NULL;
 	}
 	return real(file, flags);
+}
+
+/* Called by the dlopen stub for a call with RTLD_DEEPBIND (ret: the
+ * application's return address): nonzero to take it through
+ * cs_dlopen_deepbind, where libc sees the shim as the caller. Only when that
+ * changes nothing: a path (a '/': no search in the caller's DT_RPATH or
+ * DT_RUNPATH) without '$' (no $ORIGIN of the caller). The caller's own
+ * RPATH is not searched for the new object's dependencies (glibc 2.36,
+ * checked), and both callers are in the base namespace. */
+int cs_dlopen_wants_rebind(const char *file, int flags, const void *ret)
+{
+	(void)flags, (void)ret;
+	return file && strchr(file, '/') && !strchr(file, '$') && __atomic_load_n(&cs_dlopen_real, __ATOMIC_ACQUIRE) &&
+	       atomic_load_explicit(&cs_proc.active, memory_order_relaxed) && !cs_tls.busy;
 }
 
 void *cs_dlopen_deepbind(const char *file, int flags)
