@@ -12,6 +12,7 @@
 
 #include "cancel_signal.h"
 #include "conn_key.h"
+#include "deepbind.h"
 #include "ebpf_watcher.h"
 #include "fdtable.h"
 #include "log.h"
@@ -63,6 +64,7 @@ __attribute__((constructor)) static void cs_load(void)
 
 	/* Even a shim that is off forwards every call, so resolve first. */
 	cs_real_resolve();
+	cs_deepbind_resolve();
 	cs_log_init();
 	if (cs_config_load(&cs_proc.cfg, env, err, sizeof err) < 0) {
 		cs_log_level = cs_proc.cfg.log;

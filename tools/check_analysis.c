@@ -560,7 +560,9 @@ static void import_reasons(const struct graph *g, const struct check_options *op
 		       opt->shim_error ? opt->shim_error : "no library");
 		return;
 	}
-	if (r->n_imports == 0) {
+	/* dlopen is the shim's loader hook, not a call it can cancel. */
+	size_t cancellable = r->n_imports - (imports_any(r, "dlopen", "dlopen") ? 1 : 0);
+	if (cancellable == 0) {
 		reason(r, CHECK_PARTIAL, "no-interposed-calls",
 		       "imports none of the %zu calls libcancelshim.so interposes: it runs "
 		       "untouched, but none of its work can be cancelled", opt->interposed->n);
@@ -578,6 +580,56 @@ static void import_reasons(const struct graph *g, const struct check_options *op
 		if (g->v[i].obj.imports_syscall) {
 			reason(r, CHECK_NOTE, "raw-syscall",
 			       "%s imports syscall(): any call made through it bypasses the shim",
+			       g->v[i].name);
+			break;
+		}
+}
+
+/* What check cannot see: libraries loaded at run time. The shim's dlopen
+ * hook covers those loaded with RTLD_DEEPBIND by a path (PHP's extensions,
+ * and what they bring in); another link-map namespace (dlmopen) has its own
+ * libc and no shim. */
+static void runtime_load_reasons(const struct graph *g, const struct check_options *opt,
+				 struct check_report *r)
+{
+	bool hook = !opt->interposed || strlist_has(opt->interposed, "dlopen");
+	const struct node *prog = &g->v[0];
+
+	if (prog->obj.php_extension)
+		reason(r, hook ? CHECK_NOTE : CHECK_PARTIAL, "php-extension",
+		       hook ? "a PHP extension (it defines get_module): PHP loads it with "
+			      "dlopen(RTLD_DEEPBIND), so its calls (and those of the libraries it "
+			      "brings in) bind to libc, not to a preloaded library; they are covered "
+			      "by the shim's dlopen hook, which rebinds its interposed calls to the "
+			      "shim after the load"
+			    : "a PHP extension (it defines get_module): PHP loads it with "
+			      "dlopen(RTLD_DEEPBIND), so its calls bind to libc, and this "
+			      "libcancelshim.so has no dlopen hook: they bypass the shim");
+	else if (prog->obj.kind == ELF_OBJ_SHARED_LIB)
+		reason(r, CHECK_NOTE, "deepbind-library",
+		       "if a program loads it with dlopen(RTLD_DEEPBIND) its calls bind to libc, not "
+		       "to a preloaded library: %s; loaded so by a bare name or a $ORIGIN path, or "
+		       "into another namespace (dlmopen), its calls bypass the shim",
+		       hook ? "loaded so by a path, the shim's dlopen hook rebinds its interposed "
+			      "calls to the shim"
+			    : "this libcancelshim.so has no dlopen hook to rebind them");
+	for (size_t i = 0; i < g->n; i++)
+		if (g->v[i].obj.imports_dlopen) {
+			reason(r, CHECK_NOTE, "dlopen",
+			       "%s calls dlopen(): libraries loaded at run time are not checked here. "
+			       "%s", g->v[i].name,
+			       hook ? "Those loaded with RTLD_DEEPBIND (PHP's extensions, for one) are "
+				      "covered by the shim's dlopen hook when loaded by a path (not a "
+				      "bare name or a $ORIGIN path)"
+				    : "Those loaded with RTLD_DEEPBIND (PHP's extensions, for one) "
+				      "bypass this libcancelshim.so, which has no dlopen hook");
+			break;
+		}
+	for (size_t i = 0; i < g->n; i++)
+		if (g->v[i].obj.imports_dlmopen) {
+			reason(r, CHECK_NOTE, "dlmopen",
+			       "%s calls dlmopen(): a library loaded into another link-map namespace "
+			       "has its own libc and no shim, so its calls bypass the shim",
 			       g->v[i].name);
 			break;
 		}
@@ -641,8 +693,10 @@ static int conclude(struct graph *g, const struct check_options *opt, struct che
 	}
 	library_reasons(g, r);
 	uring_reasons(g, r);
-	if (dynamic)
+	if (dynamic) {
 		import_reasons(g, opt, r);
+		runtime_load_reasons(g, opt, r);
+	}
 	return finish(r);
 }
 

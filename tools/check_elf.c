@@ -156,8 +156,14 @@ static void read_dynsym(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, const struct 
 				strlist_add(&o->uring, name, ELF_MAX_STRING);
 			if (!strcmp(name, "syscall"))
 				o->imports_syscall = true;
+			else if (!strcmp(name, "dlopen"))
+				o->imports_dlopen = true;
+			else if (!strcmp(name, "dlmopen"))
+				o->imports_dlmopen = true;
 			continue;
 		}
+		if (!strcmp(name, "get_module") && GELF_ST_TYPE(sym.st_info) == STT_FUNC)
+			o->php_extension = true;
 		if (!(flags & ELF_SCAN_EXPORTS))
 			continue;
 		int type = GELF_ST_TYPE(sym.st_info);

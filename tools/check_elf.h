@@ -46,6 +46,9 @@ struct elf_object {
 	struct strlist exports; /* defined dynamic functions (ELF_SCAN_EXPORTS) */
 	struct strlist uring;   /* io_uring_* symbols, imported or linked in */
 	bool imports_syscall;   /* syscall(2): raw system calls, unseen by the shim */
+	bool imports_dlopen;    /* loads libraries at run time: unseen by check */
+	bool imports_dlmopen;   /* ... possibly into another namespace: unseen by the shim */
+	bool php_extension;     /* defines get_module: PHP loads it with RTLD_DEEPBIND */
 	const char *go_marker;  /* why we think it is Go, NULL if we don't */
 	bool bounded;           /* some table was longer than our bound and was cut */
 	bool corrupt;           /* headers or segments lie past the end: truncated */

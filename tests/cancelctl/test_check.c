@@ -548,3 +548,36 @@ Test(check, help_documents_exit_status_and_json)
 	cr_assert(strstr(r.err, "--frobnicate"), "%s", r.err);
 	proc_free(&r);
 }
+
+/* What check cannot see: libraries loaded at run time. A PHP extension is
+ * loaded with RTLD_DEEPBIND: covered only by the shim's dlopen hook, which
+ * the real library has and the stand-in lacks. */
+Test(check, php_extension_is_covered_by_the_dlopen_hook)
+{
+	const char *ext = "/usr/lib/php/20220829/sockets.so";
+	if (access(ext, R_OK) != 0)
+		cr_skip_test("php's sockets.so is not installed");
+	struct proc_result r;
+	check_json(NULL, ext, NULL, &r);
+	cr_assert(has_reason(r.out, "php-extension"), "%s", r.out);
+	cr_assert_eq(r.status, 0, "with the hook a PHP extension is supported: %s", r.out);
+	cr_expect(strstr(json_eval(r.out, "[x['text'] for x in d['reasons'] if x['code'] == 'php-extension'][0]"),
+			 "dlopen hook"), "%s", r.out);
+	proc_free(&r);
+
+	check_json(CS_TEST_FAKESHIM, ext, NULL, &r);
+	cr_assert(has_reason(r.out, "php-extension"), "%s", r.out);
+	cr_assert_eq(r.status, 1, "without a dlopen hook a PHP extension's calls bypass the shim: %s", r.out);
+	proc_free(&r);
+}
+
+Test(check, dlopen_callers_are_told_what_is_not_checked)
+{
+	struct proc_result r;
+	check_json(NULL, "/usr/bin/python3", NULL, &r);
+	cr_assert(has_reason(r.out, "dlopen"), "%s", r.out);
+	cr_expect(strstr(json_eval(r.out, "[x['text'] for x in d['reasons'] if x['code'] == 'dlopen'][0]"),
+			 "RTLD_DEEPBIND"), "%s", r.out);
+	cr_expect(!has_reason(r.out, "php-extension") && !has_reason(r.out, "deepbind-library"), "%s", r.out);
+	proc_free(&r);
+}

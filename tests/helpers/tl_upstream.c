@@ -43,6 +43,27 @@ static bool delay_or_stop(struct tl_upstream *u)
 	return poll(&pfd, 1, u->delay_ms) == 0;
 }
 
+/* Turns the request line "GET /call/ID/I HTTP/1.x" into "ID I" and reads
+ * the headers up to the blank line. False if the request is cut short. */
+static bool http_call(int fd, char *line)
+{
+	char hdr[512], *path = line + 10, *end = strchr(path, ' ');
+
+	if (end)
+		*end = 0;
+	for (char *c = path; *c; c++)
+		if (*c == '/')
+			*c = ' ';
+	memmove(line, path, strlen(path) + 1);
+	for (;;) {
+		ssize_t n = tl_read_line(fd, hdr, sizeof hdr, 1000);
+		if (n <= 0)
+			return false;
+		if (hdr[0] == '\r' || hdr[0] == '\n')
+			return true;
+	}
+}
+
 static void *conn_main(void *arg)
 {
 	struct conn_arg *ca = arg;
@@ -66,6 +87,11 @@ static void *conn_main(void *arg)
 		if (n <= 0)
 			break;
 		line[strcspn(line, "\r\n")] = 0;
+		/* An HTTP client (PHP's curl): "GET /call/ID/I HTTP/1.x" is
+		 * the call "ID I", answered as HTTP, one call per connection. */
+		bool http = !strncmp(line, "GET /call/", 10);
+		if (http && !http_call(fd, line))
+			break;
 		pthread_mutex_lock(&u->mu);
 		size_t n_line = strlen(line);
 		char *seen = realloc(u->seen, u->seen_len + n_line + 2);
@@ -81,9 +107,13 @@ static void *conn_main(void *arg)
 		pthread_mutex_unlock(&u->mu);
 		if (!delay_or_stop(u))
 			break;
-		char reply[600];
+		char reply[700];
 		int len = snprintf(reply, sizeof reply, "ok %s\n", line);
-		if (tl_write_all(fd, reply, len, 1000) < 0)
+		if (http)
+			len = snprintf(reply, sizeof reply,
+				       "HTTP/1.0 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\nok %s\n",
+				       len, line);
+		if (tl_write_all(fd, reply, len, 1000) < 0 || http)
 			break;
 	}
 	return NULL;

@@ -211,6 +211,85 @@ Test(servers, apache_prefork_cgi_client_close)
 	free(err);
 }
 
+/* mpm_prefork + mod_php (Debian's libapache2-mod-php8.2 with its own php.ini
+ * and conf.d, where ext/sockets and ext/curl are enabled): a script makes
+ * slow upstream calls through ext/sockets or ext/curl, shared extensions
+ * PHP loads with dlopen(RTLD_DEEPBIND). When its client leaves, the shim in
+ * the Apache child fails the extension's call (its dlopen hook rebound it);
+ * without the hook the script ran all its calls for nobody. */
+static void mod_php_upstream_client_close(const char *script)
+{
+	const int calls = 15;
+	struct tl_upstream *up = tl_upstream_start(100);
+	cr_assert_not_null(up);
+	char *php = tl_source_path("tests/servers/php");
+	cr_assert_not_null(php, "CS_SOURCE_ROOT is not set (run through meson test)");
+	cr_assert_eq(access(MODS "/libphp8.2.so", R_OK), 0, "mod_php missing (package libapache2-mod-php8.2)");
+	char *extra = tl_strdupf("LoadModule php_module " MODS "/libphp8.2.so\n"
+				 "StartServers 2\nMinSpareServers 2\nMaxSpareServers 4\n"
+				 "SetEnv UPSTREAM_PORT %2$d\n"
+				 "Alias /php/ %1$s/\n"
+				 "<Directory %1$s>\n  Require all granted\n"
+				 "  <FilesMatch \"\\.php$\">\n    SetHandler application/x-httpd-php\n  </FilesMatch>\n"
+				 "</Directory>\n",
+				 php, tl_upstream_port(up));
+	start("prefork", extra);
+	free(extra);
+	free(php);
+
+	char *url_a = tl_strdupf("/php/%s?id=A&n=%d", script, calls), *url_b = tl_strdupf("/php/%s?id=B&n=%d", script, calls);
+	int a = get(url_a);
+	cr_assert(tl_upstream_wait(up, "A 2", 10000), "A never reached the upstream");
+	int b = get(url_b);
+	cr_assert(tl_upstream_wait(up, "B 1", 10000), "B never reached the upstream");
+	unsigned a_calls = tl_upstream_count(up, "A ") + 1;
+	char *a_next = tl_strdupf("A %u", a_calls);
+	cr_assert(tl_upstream_wait(up, a_next, 5000), "A's call %u never came", a_calls);
+	free(a_next);
+	uint64_t t_close = tl_now_ns();
+	close(a);
+
+	char *line = event("error id=A ", 2000);
+	char *ev = line ? NULL : tl_read_file(events, NULL);
+	cr_assert_not_null(line, "the script for A saw no error within 2 s\nevents:\n%s", ev);
+	long long t_err;
+	cr_assert_eq(tl_field(line, "t", &t_err), 0);
+	double ms = ((double)t_err - (double)t_close) / 1e6;
+	cr_log_info("apache prefork + mod_php (%s): script's call failed %.2f ms after the client left (%s)", script,
+		    ms, line);
+	cr_assert_lt((uint64_t)t_err - t_close, 100 * 1000000ull, "cancel took %.1f ms", ms);
+	free(line);
+
+	/* B gets its full answer: "ok B 1\n" ... */
+	size_t size = (size_t)calls * 32 + 1, len = 0;
+	char *expect = malloc(size);
+	expect[0] = 0;
+	for (int i = 1; i <= calls; i++)
+		len += snprintf(expect + len, size - len, "ok B %d\n", i);
+	read_body(b, expect);
+	free(expect);
+	cr_assert_eq(tl_upstream_count(up, "A "), a_calls, "A made %u upstream calls, not %u",
+		     tl_upstream_count(up, "A "), a_calls);
+	assert_error_log_clean();
+	char *err = tl_proc_stderr(httpd);
+	cr_assert(strstr(err, SHIM_ACTIVE_MARK), "the shim is not active");
+	free(err);
+	free(url_a);
+	free(url_b);
+	tl_proc_stop(httpd, SIGTERM, 10000);
+	tl_upstream_stop(up);
+}
+
+Test(servers, apache_prefork_mod_php_sockets_client_close)
+{
+	mod_php_upstream_client_close("sockets.php");
+}
+
+Test(servers, apache_prefork_mod_php_curl_client_close)
+{
+	mod_php_upstream_client_close("curl.php");
+}
+
 static char *pattern(size_t len, unsigned seed)
 {
 	char *b = malloc(len);

@@ -4,9 +4,16 @@
  * off, its default) closes the FastCGI connection, and the shim in the PHP
  * worker fails the script's blocking calls: a slow upstream read returns
  * false at once, sleep() returns early. By default PHP would run the script
- * to its end for nobody. Another client, meanwhile, gets its full answer. */
+ * to its end for nobody. Another client, meanwhile, gets its full answer..
+ *
+ * The upstream calls are made three ways: PHP's own streams (slow.php), and
+ * two shared extensions PHP loads with dlopen(RTLD_DEEPBIND), whose libc
+ * calls bind to libc, not to the preloaded shim, until the shim's dlopen
+ * hook rebinds them: ext/sockets (sockets.php) and ext/curl with libcurl
+ * (curl.php). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +34,18 @@
 
 static char *dir, *events;
 static struct tl_upstream *up;
-static struct tl_proc *fpm, *nginx;
+static struct tl_proc *fpm, *nginx, *pg;
+static char *pgdir;
+static int pgport;
 static int port;
 
 static void stop_all(void)
 {
+	if (pg)
+		tl_proc_stop(pg, SIGQUIT, 10000);	/* immediate shutdown */
+	tl_proc_free(pg);
+	if (pgdir)
+		tl_cleanup_dir(pgdir);
 	tl_proc_free(nginx);
 	tl_proc_free(fpm);
 	tl_upstream_stop(up);
@@ -80,7 +94,10 @@ static void start(void)
 	write_conf("php-fpm.conf", fconf);
 	char *fpath = tl_strdupf("%s/php-fpm.conf", dir);
 	/* -R: the test runs as root; -n: no php.ini, PHP's defaults. */
-	const char *fargv[] = { FPM, "-F", "-R", "-n", "-y", fpath, NULL };
+	/* The two extensions the scripts use, loaded as Debian's php.ini
+	 * would: shared objects, with RTLD_DEEPBIND. */
+	const char *fargv[] = { FPM, "-F", "-R", "-n", "-d", "extension=sockets", "-d", "extension=curl",
+				"-d", "extension=pdo", "-d", "extension=pdo_pgsql", "-y", fpath, NULL };
 	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
 	fpm = tl_spawn(fargv, env, TL_SHIM);
 	cr_assert_not_null(fpm, "spawn php-fpm: %s", strerror(errno));
@@ -138,6 +155,66 @@ static void start(void)
 	free(errlog);
 }
 
+/* PostgreSQL 15 for the pdo_pgsql test, not under the shim (what is tested
+ * is the PHP worker's libpq): initdb and postgres as the user postgres. */
+#define PGBIN "/usr/lib/postgresql/15/bin"
+static void start_postgres(void)
+{
+	cr_assert_eq(access(PGBIN "/postgres", X_OK), 0, PGBIN "/postgres missing (postgresql-15)");
+	struct passwd *pw = getpwnam("postgres");
+	cr_assert_not_null(pw, "no user postgres (package postgresql-15 creates it)");
+	pgdir = tl_tmpdir("php-pg");
+	cr_assert_not_null(pgdir);
+	cr_assert_eq(chown(pgdir, pw->pw_uid, pw->pw_gid), 0);
+	char *data = tl_strdupf("%s/data", pgdir);
+	const char *init[] = { "/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups",
+			       PGBIN "/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync",
+			       "--no-instructions", "-E", "UTF8", "--locale=C", NULL };
+	struct tl_proc *p = tl_spawn(init, NULL, 0);
+	cr_assert_not_null(p, "spawn initdb: %s", strerror(errno));
+	int st = tl_proc_wait(p, 60000);
+	char *out = tl_proc_stderr(p);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "initdb failed (%#x):\n%s", st, out);
+	free(out);
+	tl_proc_free(p);
+	pgport = tl_free_port();
+	cr_assert_gt(pgport, 0);
+	char *portstr = tl_strdupf("%d", pgport), *sockopt = tl_strdupf("unix_socket_directories=%s", pgdir);
+	const char *run[] = { "/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups",
+			      PGBIN "/postgres", "-D", data, "-p", portstr, "-c", "listen_addresses=127.0.0.1",
+			      "-c", sockopt, "-c", "fsync=off", NULL };
+	pg = tl_spawn(run, NULL, 0);
+	cr_assert_not_null(pg, "spawn postgres: %s", strerror(errno));
+	if (!tl_proc_wait_stderr(pg, "database system is ready to accept connections", 30000)) {
+		char *err = tl_proc_stderr(pg);
+		cr_assert_fail("postgres did not become ready in 30 s:\n%s", err);
+	}
+	free(data);
+	free(portstr);
+	free(sockopt);
+}
+
+/* The number of sessions running a query that contains mark (psql). */
+static int pg_active(const char *mark)
+{
+	char *sql = tl_strdupf("select count(*) from pg_stat_activity where state = 'active' and "
+			       "query like '%%%s%%' and query not like '%%pg_stat_activity%%'", mark);
+	char *portstr = tl_strdupf("%d", pgport);
+	const char *argv[] = { "/usr/bin/psql", "-h", "127.0.0.1", "-p", portstr, "-U", "postgres", "-At",
+			       "-c", sql, "postgres", NULL };
+	struct tl_proc *p = tl_spawn(argv, NULL, 0);
+	int n = -1;
+	if (p && tl_proc_wait(p, 10000) == 0) {
+		char *out = tl_proc_stdout(p);
+		n = out ? atoi(out) : -1;
+		free(out);
+	}
+	tl_proc_free(p);
+	free(sql);
+	free(portstr);
+	return n;
+}
+
 /* php-fpm's master logs what its workers write on stderr (the shim's lines
  * too) into its error_log, quoted. */
 static bool fpm_said(const char *text)
@@ -193,12 +270,12 @@ static void assert_healthy(void)
 	free(ferr);
 }
 
-Test(servers, php_fpm_upstream_client_close)
+static void upstream_client_close(const char *script)
 {
 	start();
-	int a = slow_send(port, "/slow.php", "A", CALLS);
+	int a = slow_send(port, script, "A", CALLS);
 	cr_assert(tl_upstream_wait(up, "A 2", 5000), "A never reached the upstream");
-	int b = slow_send(port, "/slow.php", "B", CALLS);
+	int b = slow_send(port, script, "B", CALLS);
 	cr_assert(tl_upstream_wait(up, "B 1", 5000), "B never reached the upstream");
 	unsigned a_calls = tl_upstream_count(up, "A ") + 1;
 	char *a_next = tl_strdupf("A %u", a_calls);
@@ -215,7 +292,7 @@ Test(servers, php_fpm_upstream_client_close)
 	long long t_err;
 	cr_assert_eq(tl_field(line, "t", &t_err), 0);
 	double ms = ((double)t_err - (double)t_close) / 1e6;
-	cr_log_info("php-fpm upstream: script's read failed %.2f ms after the client left (%s)", ms,
+	cr_log_info("php-fpm upstream (%s): script's call failed %.2f ms after the client left (%s)", script, ms,
 		    line);
 	/* PHP's fgets() just returns false; the shim's log says why. */
 	long long pid;
@@ -230,6 +307,67 @@ Test(servers, php_fpm_upstream_client_close)
 	slow_read_ok(b, "B", CALLS);
 	cr_assert_eq(tl_upstream_count(up, "A "), a_calls, "A made %u upstream calls, not %u",
 		     tl_upstream_count(up, "A "), a_calls);
+	assert_healthy();
+}
+
+Test(servers, php_fpm_upstream_client_close)
+{
+	upstream_client_close("/slow.php");
+}
+
+/* ext/sockets: socket_read() of a deep-bound sockets.so. */
+Test(servers, php_fpm_sockets_client_close)
+{
+	upstream_client_close("/sockets.php");
+}
+
+/* ext/curl: libcurl's own poll and recv, in a deep-bound curl.so's library. */
+Test(servers, php_fpm_curl_client_close)
+{
+	upstream_client_close("/curl.php");
+}
+
+/* pdo_pgsql: libpq waits for the query's answer (its own poll); the client
+ * leaves: the query call fails at once with a PDOException. */
+Test(servers, php_fpm_pdo_pgsql_client_close)
+{
+	start_postgres();
+	start();
+	char *url_a = tl_strdupf("/pgsql.php?id=A&s=20&port=%d", pgport);
+	char *url_b = tl_strdupf("/pgsql.php?id=B&s=1&port=%d", pgport);
+	int a = get(port, url_a);
+	char *line = event("start id=A ", 10000);
+	cr_assert_not_null(line, "pgsql.php never connected for A");
+	free(line);
+	uint64_t t_wait = tl_now_ns();
+	while (pg_active("/* A */") != 1 && tl_now_ns() - t_wait < 10000000000ull)
+		usleep(20000);
+	cr_assert_eq(pg_active("/* A */"), 1, "A's query is not running");
+	int b = get(port, url_b);
+	uint64_t t_close = tl_now_ns();
+	close(a);
+
+	line = event("error id=A ", 2000);
+	char *ev = line ? NULL : file_text("events.log");
+	cr_assert_not_null(line, "the query for A did not fail within 2 s\nevents:\n%s", ev);
+	long long t_err;
+	cr_assert_eq(tl_field(line, "t", &t_err), 0);
+	double ms = ((double)t_err - (double)t_close) / 1e6;
+	cr_log_info("php-fpm pdo_pgsql: the query call failed %.2f ms after the client left (%s)", ms, line);
+	cr_assert_lt((uint64_t)t_err - t_close, CANCEL_BUDGET_NS, "cancel took %.1f ms", ms);
+	free(line);
+
+	struct http_conn c;
+	struct http_resp r;
+	http_conn_init(&c, b);
+	cr_assert_eq(http_read_response(&c, &r, 10000), 0, "B: %s", r.err);
+	cr_assert_eq(r.status, 200, "B: %d %s", r.status, r.body);
+	cr_assert_str_eq(r.body, "slept B\n");
+	free(r.body);
+	http_conn_free(&c);
+	close(b);
+	free(url_a);
+	free(url_b);
 	assert_healthy();
 }
 

@@ -46,6 +46,8 @@ static int blocking_call(struct session *s, const char *call)
 	 * __read_chk, __recv_chk and __poll_chk. */
 	static volatile size_t one = 1;
 
+	if (!strncmp(call, "deep_", 5))
+		return probe_deep_call(call, fd);
 	if (!strcmp(call, "recv"))
 		return (int)recv(fd, buf, one, 0);
 	if (!strcmp(call, "read"))
@@ -308,6 +310,8 @@ int scenario_cancel(int argc, char **argv)
 		out("handler_old_default=%d", signal(s.signo, app_handler) == SIG_DFL);
 		s.variant = "handler";
 	}
+	if (!strncmp(s.call, "deep_", 5))
+		probe_deep_load();
 	s.listener = probe_listen(s.family, &s.ep);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s.up) < 0)
 		die("socketpair");

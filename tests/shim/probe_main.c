@@ -152,6 +152,7 @@ static const struct {
 	{ "host", scenario_host },
 	{ "backlog", scenario_backlog },
 	{ "pool", scenario_pool },
+	{ "deepown", scenario_deepown },
 };
 
 int main(int argc, char **argv)
