@@ -457,7 +457,7 @@ def main():
     log(f"fault: {len(points)} failure points x {len(scenarios)} scenarios x {len(modes)} modes: "
         f"{cases} cases run, {passed} passed, {failed} failed, {xfail} known bugs (listed above), "
         f"{xpass} known bugs now passing; {unreached} selections not reached; {elapsed:.0f} s")
-    # For tools/test-summary.py: the cases count like Criterion tests (known
+    # For scripts/test-summary.py: the cases count like Criterion tests (known
     # bugs apart: they are listed above and do not fail the suite).
     log(f"Synthesis: Tested: {passed + failed} | Passing: {passed} | Failing: {failed} | Crashing: 0")
     return 1 if failed else 0
