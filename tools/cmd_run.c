@@ -1,7 +1,7 @@
 /* cancelctl run: exec a program with libcancelshim.so preloaded.
  * Finds the library (check_shim.c), checks the program first and refuses
  * what the shim cannot work on (check_analysis.c), validates the settings
- * with the shim's own parsers (shim/config.c) so the tool and the library
+ * with the shim's own parsers (common/config.c) so the tool and the library
  * never disagree on what is valid, then appends the library to LD_PRELOAD
  * and execs. */
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../shim/config.h"
+#include "config.h"
 #include "check_analysis.h"
 #include "check_path.h"
 #include "check_shim.h"

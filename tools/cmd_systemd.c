@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../shim/config.h"
+#include "config.h"
 #include "check_analysis.h"
 #include "check_shim.h"
 #include "commands.h"

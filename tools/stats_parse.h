@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../shim/stats_layout.h"
+#include "stats_layout.h"
 
 /* The largest segment file read: a writer of a later version may have
  * appended counters, but never this many. */

@@ -1,5 +1,5 @@
 /* cancelctl stats: finding and reading the statistics segments that shimmed
- * processes publish (shim/stats_layout.h), and removing those whose process
+ * processes publish (common/stats_layout.h), and removing those whose process
  * is gone. */
 #ifndef CANCELCTL_STATS_READ_H
 #define CANCELCTL_STATS_READ_H

@@ -80,7 +80,7 @@ class Upstream(socketserver.ThreadingTCPServer):
 # ---- the shim's pass-through code: the host's calls, never injected -------
 
 def skip_ranges():
-    """The boot_* functions of shim/real.c and cs_syscall_cp issue the host's
+    """The boot_* functions of shim/base/real.c and cs_syscall_cp issue the host's
     own calls (read, epoll_pwait, openat...): those are not the shim's."""
     out = subprocess.run(["nm", "-S", "--defined-only", SHIM], capture_output=True, text=True, check=True).stdout
     ranges = []
