@@ -11,10 +11,9 @@
  * chunks, cancels, and prints a table. Either way every figure comes from the
  * servers' /stats (their CLOCK_MONOTONIC, the same clock as ours).
  *
- * Children: the storage and the two servers, started with fork+exec. Each
- * one's stdout is a pipe that gives us its "listening on" line; its stderr is
- * a memfd we read afterwards (the shim's log, shown on failure or -v). Each
- * dies with us (PR_SET_PDEATHSIG) and is reaped on every path out. */
+ * The children (the storage and the two servers) are supervised by
+ * demo_child.c; their /stats are read through demo_http.c.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -33,15 +32,13 @@
 
 #include "check_shim.h"
 #include "commands.h"
+#include "demo_child.h"
+#include "demo_http.h"
 #include "demo_net.h"
 #include "demo_web.h"
 
-#define JOB_ID "demo"
 #define STOP_BOUND_MS 500.0	/* the shimmed job must stop within this */
-#define READY_TIMEOUT_MS 5000
 #define POLL_EVERY_MS 10
-
-extern char **environ;
 
 struct options {
 	int cli;
@@ -53,355 +50,9 @@ struct options {
 	const char *lib;	/* --lib PATH, or NULL */
 };
 
-struct child {
-	const char *name;
-	pid_t pid;	/* 0 once reaped */
-	int status;	/* wait status, valid once pid == 0 */
-	int out_fd;	/* its stdout: the "listening on" line */
-	int log_fd;	/* its stderr: a memfd */
-	int port;
-	int failed;	/* died or never got ready: show its stderr */
-};
-
-/* One job as the server's /stats reports it. */
-struct job_view {
-	char state[16];
-	int chunks_total;
-	int chunks_done;
-	double last_chunk_ms;	/* < 0: none */
-	double ended_ms;	/* < 0: running */
-	char error[32];
-	char failed_call[16];
-};
-
-static volatile sig_atomic_t interrupted;
-
 static void on_signal(int sig)
 {
-	interrupted = sig;
-}
-
-/* ---- finding our pieces ---- */
-
-/* Directory of the running cancelctl, symlinks resolved. */
-static int self_dir(char *out, size_t size)
-{
-	char exe[PATH_MAX];
-
-	if (!realpath("/proc/self/exe", exe))
-		return -1;
-	snprintf(out, size, "%s", dirname(exe));
-	return 0;
-}
-
-/* The demo server is installed (and built) next to cancelctl. */
-static int find_server(char *out, size_t size)
-{
-	char dir[PATH_MAX];
-
-	if (self_dir(dir, sizeof dir) < 0)
-		return -1;
-	snprintf(out, size, "%s/cancelshim-demo-server", dir);
-	return access(out, X_OK);
-}
-
-/* Our environment without any preload or shim setting, plus `add` (NULL-
- * terminated). For the shimmed server the caller adds LD_PRELOAD and the
- * mode, and keeps the user's other CANCELSHIM_* settings (keep_shim_vars). */
-static char **child_env(int keep_shim_vars, char *const add[])
-{
-	size_t n = 0, k = 0;
-	char **env;
-
-	while (environ[n])
-		n++;
-	for (size_t i = 0; add[i]; i++)
-		n++;
-	env = calloc(n + 1, sizeof *env);
-	if (!env)
-		return NULL;
-	for (char **e = environ; *e; e++) {
-		if (!strncmp(*e, "LD_PRELOAD=", 11) || !strncmp(*e, "CANCELSHIM_MODE=", 16) ||
-		    !strncmp(*e, "CANCELSHIM_LIB=", 15))
-			continue;
-		if (!keep_shim_vars && !strncmp(*e, "CANCELSHIM_", 11))
-			continue;
-		env[k++] = *e;
-	}
-	for (size_t i = 0; add[i]; i++)
-		env[k++] = add[i];
-	env[k] = NULL;
-	return env;
-}
-
-/* ---- children ---- */
-
-static int spawn_child(struct child *c, char *const argv[], char *const envp[])
-{
-	int out[2];
-	pid_t parent = getpid();
-
-	c->log_fd = memfd_create(c->name, MFD_CLOEXEC);
-	if (c->log_fd < 0 || pipe2(out, O_CLOEXEC) < 0) {
-		fprintf(stderr, "cancelctl demo: %s: %s\n", c->name, strerror(errno));
-		return -1;
-	}
-	c->pid = fork();
-	if (c->pid < 0) {
-		fprintf(stderr, "cancelctl demo: fork: %s\n", strerror(errno));
-		c->pid = 0;
-		close(out[0]);
-		close(out[1]);
-		return -1;
-	}
-	if (c->pid == 0) {
-		/* Die with cancelctl, even if it is killed with SIGKILL. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(out[1], STDOUT_FILENO);
-		dup2(c->log_fd, STDERR_FILENO);
-		execve(argv[0], argv, envp);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(out[1]);
-	c->out_fd = out[0];
-	return 0;
-}
-
-/* Reap c if it has exited. Returns 1 if it is gone. */
-static int child_gone(struct child *c)
-{
-	if (c->pid > 0 && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
-		c->pid = 0;
-	return c->pid == 0;
-}
-
-static void describe_exit(struct child *c)
-{
-	c->failed = 1;
-	if (WIFSIGNALED(c->status))
-		fprintf(stderr, "cancelctl demo: the %s died: %s\n", c->name,
-			strsignal(WTERMSIG(c->status)));
-	else
-		fprintf(stderr, "cancelctl demo: the %s exited with status %d\n", c->name,
-			WEXITSTATUS(c->status));
-}
-
-/* Print the child's stderr so far (its last `max` bytes), each line indented. */
-static void show_log(const struct child *c, size_t max, FILE *out)
-{
-	off_t size = c->log_fd >= 0 ? lseek(c->log_fd, 0, SEEK_END) : -1;
-	off_t from = size > (off_t)max ? size - (off_t)max : 0;
-	char *buf;
-
-	if (c->log_fd < 0)
-		return;	/* never started */
-	if (size <= 0) {
-		fprintf(out, "--- the %s wrote nothing on stderr ---\n", c->name);
-		return;
-	}
-	if (!(buf = malloc((size_t)(size - from) + 1)))
-		return;
-	ssize_t n = pread(c->log_fd, buf, (size_t)(size - from), from);
-	if (n > 0) {
-		buf[n] = '\0';
-		fprintf(out, "--- stderr of the %s%s ---\n", c->name, from ? " (end)" : "");
-		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
-			fprintf(out, "  | %s\n", line);
-	}
-	free(buf);
-}
-
-/* Find `needle` in the child's stderr; copy the rest of that line to out. */
-static int find_in_log(const struct child *c, const char *needle, char *out, size_t size)
-{
-	char buf[65536];
-	ssize_t n = c->log_fd >= 0 ? pread(c->log_fd, buf, sizeof buf - 1, 0) : -1;
-	char *p;
-
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	p = strstr(buf, needle);
-	if (!p)
-		return -1;
-	p += strlen(needle);
-	snprintf(out, size, "%.*s", (int)strcspn(p, "\n"), p);
-	return 0;
-}
-
-static void stop_child(struct child *c)
-{
-	if (c->pid > 0) {
-		kill(c->pid, SIGTERM);
-		for (int i = 0; i < 100 && !child_gone(c); i++)
-			poll(NULL, 0, POLL_EVERY_MS);
-		if (c->pid > 0) {
-			kill(c->pid, SIGKILL);
-			waitpid(c->pid, &c->status, 0);
-			c->pid = 0;
-		}
-	}
-	if (c->out_fd >= 0)
-		close(c->out_fd);
-	if (c->log_fd >= 0)
-		close(c->log_fd);
-	c->out_fd = c->log_fd = -1;
-}
-
-/* Wait for "listening on 127.0.0.1:PORT" on the child's stdout, then check
- * that the port accepts a connection. */
-static int wait_listening(struct child *c)
-{
-	char line[128];
-	size_t len = 0;
-	double deadline = mono_ms() + READY_TIMEOUT_MS;
-
-	while (!memchr(line, '\n', len)) {
-		struct pollfd p = { .fd = c->out_fd, .events = POLLIN };
-		int left = (int)(deadline - mono_ms());
-		ssize_t n;
-
-		if (interrupted)
-			return -1;
-		if (left <= 0) {
-			fprintf(stderr, "cancelctl demo: the %s did not start within %d ms\n",
-				c->name, READY_TIMEOUT_MS);
-			c->failed = 1;
-			return -1;
-		}
-		if (poll(&p, 1, left) <= 0)
-			continue;
-		n = read(c->out_fd, line + len, sizeof line - 1 - len);
-		if (n <= 0 || (len += (size_t)n) >= sizeof line - 1) {
-			poll(NULL, 0, 50);	/* let it finish dying, for the message */
-			if (child_gone(c))
-				describe_exit(c);
-			else
-				fprintf(stderr, "cancelctl demo: the %s said no 'listening on' line\n",
-					c->name);
-			c->failed = 1;
-			return -1;
-		}
-	}
-	line[len] = '\0';
-	if (sscanf(line, "listening on 127.0.0.1:%d", &c->port) != 1) {
-		fprintf(stderr, "cancelctl demo: the %s said: %s", c->name, line);
-		c->failed = 1;
-		return -1;
-	}
-	int fd = net_connect(c->port);
-	if (fd < 0) {
-		fprintf(stderr, "cancelctl demo: the %s does not accept on port %d: %s\n",
-			c->name, c->port, strerror(errno));
-		c->failed = 1;
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-/* ---- talking to the servers ---- */
-
-static void set_timeouts(int fd, int ms)
-{
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-/* Connect and send a GET; the socket is left open for the answer. */
-static int send_get(int port, const char *target)
-{
-	char req[256];
-	int fd = net_connect(port);
-
-	if (fd < 0)
-		return -1;
-	set_timeouts(fd, 3000);
-	snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", target);
-	if (net_write_all(fd, req, strlen(req)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* GET target; the body of a 200 answer into buf. */
-static int http_get(int port, const char *target, char *buf, size_t size)
-{
-	size_t len = 0;
-	ssize_t n;
-	int fd = send_get(port, target);
-	char *body;
-
-	if (fd < 0)
-		return -1;
-	while (len < size - 1 && (n = recv(fd, buf + len, size - 1 - len, 0)) > 0)
-		len += (size_t)n;
-	close(fd);
-	buf[len] = '\0';
-	body = strstr(buf, "\r\n\r\n");
-	if (strncmp(buf, "HTTP/1.1 200 ", 13) || !body)
-		return -1;
-	memmove(buf, body + 4, strlen(body + 4) + 1);
-	return 0;
-}
-
-/* The text after "name": in the object [obj, end), or NULL. */
-static const char *json_value(const char *obj, const char *end, const char *name)
-{
-	char key[48];
-	const char *p;
-
-	snprintf(key, sizeof key, "\"%s\":", name);
-	p = strstr(obj, key);
-	return p && p < end ? p + strlen(key) : NULL;
-}
-
-static double json_number(const char *obj, const char *end, const char *name)
-{
-	const char *v = json_value(obj, end, name);
-
-	return v && *v != 'n' ? strtod(v, NULL) : -1;	/* null -> -1 */
-}
-
-static void json_string(const char *obj, const char *end, const char *name, char *out, size_t size)
-{
-	const char *v = json_value(obj, end, name);
-
-	if (v && *v == '"')
-		snprintf(out, size, "%.*s", (int)strcspn(v + 1, "\""), v + 1);
-	else
-		snprintf(out, size, "-");
-}
-
-/* Job JOB_ID as server c reports it; state "pending" while the server has
- * not started it yet. The server's JSON is flat per job (see demo_jobs.h),
- * so finding the braces is all the parsing needed. */
-static int get_job(const struct child *c, struct job_view *v)
-{
-	char json[32768];	/* room for the server's 64 job records */
-	const char *obj, *end;
-
-	if (http_get(c->port, "/stats", json, sizeof json) < 0 ||
-	    !(obj = strstr(json, "\"jobs\":{")))
-		return -1;
-	if (!(obj = strstr(obj + 8, "\"" JOB_ID "\":{")) || !(end = strchr(obj, '}'))) {
-		*v = (struct job_view){ .state = "pending", .last_chunk_ms = -1, .ended_ms = -1 };
-		return 0;
-	}
-	json_string(obj, end, "state", v->state, sizeof v->state);
-	v->chunks_total = (int)json_number(obj, end, "chunks_total");
-	v->chunks_done = (int)json_number(obj, end, "chunks_done");
-	v->last_chunk_ms = json_number(obj, end, "last_chunk_ms");
-	v->ended_ms = json_number(obj, end, "ended_ms");
-	json_string(obj, end, "error", v->error, sizeof v->error);
-	json_string(obj, end, "failed_call", v->failed_call, sizeof v->failed_call);
-	return 0;
+	demo_interrupted = sig;
 }
 
 /* ---- the scenario ---- */
@@ -426,14 +77,14 @@ static int watch(struct run *r, struct job_view views[], double deadline,
 		int all = 1;
 
 		for (int i = 0; i < NSERVERS; i++) {
-			if (interrupted)
+			if (demo_interrupted)
 				return -1;
 			if (child_gone(r->server[i])) {
-				describe_exit(r->server[i]);
+				child_describe_exit(r->server[i]);
 				return -1;
 			}
-			if (get_job(r->server[i], &views[i]) < 0) {
-				if (!interrupted)
+			if (http_get_job(r->server[i]->port, &views[i]) < 0) {
+				if (!demo_interrupted)
 					fprintf(stderr, "cancelctl demo: cannot read /stats of the %s\n",
 						r->server[i]->name);
 				return -1;
@@ -536,7 +187,7 @@ static int run_scenario(struct run *r, const struct options *o)
 
 	snprintf(target, sizeof target, "/job?id=" JOB_ID "&chunks=%d&ms=%d", o->chunks, o->ms);
 	for (int i = 0; i < NSERVERS; i++) {
-		r->job_fd[i] = send_get(r->server[i]->port, target);
+		r->job_fd[i] = http_send_get(r->server[i]->port, target);
 		if (r->job_fd[i] < 0) {
 			fprintf(stderr, "cancelctl demo: cannot start the job on the %s: %s\n",
 				r->server[i]->name, strerror(errno));
@@ -579,7 +230,7 @@ static int run_scenario(struct run *r, const struct options *o)
 	if (rc == -2)
 		fprintf(stderr, "cancelctl demo: not both jobs ended within %.1f s of Cancel\n",
 			limit / 1000);
-	return interrupted ? -1 : 0;	/* a dead server still gets its table */
+	return demo_interrupted ? -1 : 0;	/* a dead server still gets its table */
 }
 
 /* ---- the browser demo ---- */
@@ -618,10 +269,10 @@ static void web_config(char *out, size_t size, const struct options *o, const st
 /* Serve the page until a signal (0) or until a child dies (-1, said). */
 static int web_run(int lfd, const char *config, struct child *const children[], int n)
 {
-	while (!interrupted) {
+	while (!demo_interrupted) {
 		for (int i = 0; i < n; i++) {
 			if (child_gone(children[i])) {
-				describe_exit(children[i]);
+				child_describe_exit(children[i]);
 				return -1;
 			}
 		}
@@ -742,7 +393,7 @@ int cmd_demo(int argc, char **argv)
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
-	if (find_server(server, sizeof server) < 0) {
+	if (child_find_server(server, sizeof server) < 0) {
 		fprintf(stderr, "cancelctl demo: cannot find cancelshim-demo-server next to "
 			"cancelctl\n");
 		return 1;
@@ -787,8 +438,8 @@ int cmd_demo(int argc, char **argv)
 
 	for (int i = 0; i < 3; i++)
 		snprintf(ports[i], sizeof ports[i], "%d", o.port ? o.port + 1 + i : 0);
-	if (spawn_child(&storage, (char *[]){ server, "--storage", ports[0], NULL }, plain_env) < 0 ||
-	    wait_listening(&storage) < 0)
+	if (child_spawn(&storage, (char *[]){ server, "--storage", ports[0], NULL }, plain_env) < 0 ||
+	    child_wait_listening(&storage) < 0)
 		goto cleanup;
 	snprintf(ports[0], sizeof ports[0], "%d", storage.port);
 	/* SERVER [--allow-origin PAGE...] PORT STORAGE_PORT: the page's origins
@@ -804,12 +455,12 @@ int cmd_demo(int argc, char **argv)
 	memcpy(argv_shim, argv_plain, sizeof argv_shim);
 	argv_plain[k] = ports[1];
 	argv_shim[k] = ports[2];
-	if (spawn_child(&plain, argv_plain, plain_env) < 0 ||
-	    spawn_child(&shimmed, argv_shim, shim_env) < 0 ||
-	    wait_listening(&plain) < 0 || wait_listening(&shimmed) < 0)
+	if (child_spawn(&plain, argv_plain, plain_env) < 0 ||
+	    child_spawn(&shimmed, argv_shim, shim_env) < 0 ||
+	    child_wait_listening(&plain) < 0 || child_wait_listening(&shimmed) < 0)
 		goto cleanup;
 	/* The shim says its mode once, as it loads: before "listening on". */
-	find_in_log(&shimmed, "info: active: ", active, sizeof active);
+	child_find_in_log(&shimmed, "info: active: ", active, sizeof active);
 	printf("  mode: CANCELSHIM_MODE=auto; the shim says: %s%s\n"
 	       "        %s\n"
 	       "  storage on 127.0.0.1:%d, plain server on 127.0.0.1:%d, "
@@ -834,8 +485,8 @@ int cmd_demo(int argc, char **argv)
 	}
 
 cleanup:
-	if (interrupted && (o.cli || !ok))
-		fprintf(stderr, "cancelctl demo: interrupted\n");
+	if (demo_interrupted && (o.cli || !ok))
+		fprintf(stderr, "cancelctl demo: demo_interrupted\n");
 	if (page_fd >= 0)
 		close(page_fd);
 	for (int i = 0; i < NSERVERS; i++)
@@ -846,12 +497,12 @@ cleanup:
 	fflush(stdout);
 	for (int i = 0; i < 3; i++) {
 		struct child *c = (struct child *[]){ &shimmed, &plain, &storage }[i];
-		if (o.verbose || (!interrupted && (c->failed || (!ok && c == &shimmed))))
-			show_log(c, o.verbose ? 1 << 20 : 4096, stderr);
+		if (o.verbose || (!demo_interrupted && (c->failed || (!ok && c == &shimmed))))
+			child_show_log(c, o.verbose ? 1 << 20 : 4096, stderr);
 	}
-	stop_child(&shimmed);
-	stop_child(&plain);
-	stop_child(&storage);
+	child_stop(&shimmed);
+	child_stop(&plain);
+	child_stop(&storage);
 	free(plain_env);
 	free(shim_env);
 	if (!o.cli) {
@@ -859,7 +510,7 @@ cleanup:
 			printf("\ncancelctl demo: stopped; the servers and the storage have ended.\n");
 		return ok ? 0 : 1;
 	}
-	if (interrupted)
-		return 128 + interrupted;
+	if (demo_interrupted)
+		return 128 + demo_interrupted;
 	return ok ? 0 : 1;
 }
