@@ -7,6 +7,7 @@
 
 #include "base/process.h"
 #include "base/raw_syscall.h"
+#include "policy/fdlife.h"
 #include "policy/policy.h"
 #include "stats/stats.h"
 #include "track/conn_key.h"

@@ -101,7 +101,7 @@ static void find_survivor(int fd, _Atomic uint64_t *slot, void *arg)
  * connection lives on under a duplicate (a server that moved its client
  * with dup2 and closed the original): it is then bound through that one.
  * The walk is for SHARED connections only, a rare case. */
-static void client_descriptor_gone(int fd, uint64_t old)
+void cs_conn_descriptor_gone(int fd, uint64_t old)
 {
 	struct cs_thread *t = cs_tls.rec;
 	uint32_t gen = (uint32_t)old;
@@ -189,7 +189,7 @@ static void watch_bound(struct cs_thread *t)
 
 /* What a descriptor nobody told us about is, found once with fstat (and, for
  * a socket, whether it listens) and remembered in the table. */
-static uint64_t classify(int fd)
+uint64_t cs_call_classify(int fd)
 {
 	struct stat st;
 	uint64_t value;
@@ -241,7 +241,7 @@ static unsigned call_class(int fd, uint64_t slot)
 	if (fd <= 2)	/* stdin, stdout, stderr: the error path's logs */
 		return 0;
 	if (CS_SLOT_KIND(slot) == CS_KIND_NONE)
-		slot = classify(fd);
+		slot = cs_call_classify(fd);
 	if (CS_SLOT_KIND(slot) != CS_KIND_OTHER)
 		return 0;
 	return by_fdclass[CS_OTHER_CLASS(slot)];
@@ -323,38 +323,62 @@ static long observe_call(struct cs_thread *t, int may_block, long nr, long a1, l
 	return r;
 }
 
+/* The one cancellable sequence, shared by I/O and waits: system call nr
+ * issued so that a cancel interrupts it (cancel/syscall_cp_x86_64.S), its
+ * raw result in *r and the thread's state word as the call left it in *st.
+ * CP_STRAY: interrupted by our own signal meant for no cancel of this
+ * thread (a stray one), not by the application's; CP_CANCELLED: the thread
+ * was cancelled in or before the call. */
+enum cp_outcome { CP_DONE, CP_STRAY, CP_CANCELLED };
+
+static inline enum cp_outcome cancellable_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long a4,
+					       long a5, long a6, long *r, uint64_t *st)
+{
+	uint8_t strays = cs_tls.strays;
+
+	atomic_store_explicit(&t->call_nr, (int)nr, memory_order_relaxed);
+	enter_call(t);
+	*r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
+	*st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
+	if (*r == -EINTR && !(*st & CS_ST_CANCEL) && cs_tls.strays != strays)
+		return CP_STRAY;
+	if ((*r == -ECANCELED || *r == -EINTR) && (*st & CS_ST_CANCEL))
+		return CP_CANCELLED;
+	return CP_DONE;
+}
+
+/* A cancelled call of class cls fails: counted, logged, its latency taken. */
+static long fail_cancelled(struct cs_thread *t, unsigned cls, const char *what, int fd, long nr, uint64_t st)
+{
+	count_failure(cls, what, fd);
+	cs_cancel_log(t, nr);
+	cs_stats_cancel_done(t, (uint32_t)st);
+	return -ECANCELED;
+}
+
 /* Issues system call nr for a bound thread so that a cancel interrupts it:
  * the raw result (-errno), -ECANCELED, or CS_PASS for a cancelled thread's
  * call that turned out to be non-blocking (never failed: libc issues it). */
 static long io_call(struct cs_thread *t, int fd, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
+	enum cp_outcome o;
 	uint64_t st;
 	long r, fl;
-
-	uint8_t strays;
 
 	if (__builtin_expect(cs_observing(), 0)) {
 		fl = cs_raw2(SYS_fcntl, fd, F_GETFL);
 		return observe_call(t, !(fl >= 0 && (fl & O_NONBLOCK)), nr, a1, a2, a3, a4, a5, a6);
 	}
-	atomic_store_explicit(&t->call_nr, (int)nr, memory_order_relaxed);
-again:
-	strays = cs_tls.strays;
-	enter_call(t);
-	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
-	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
-	if (r == -EINTR && !(st & CS_ST_CANCEL) && cs_tls.strays != strays)
-		goto again;	/* our signal, not the application's: as SA_RESTART would */
-	if ((r != -ECANCELED && r != -EINTR) || !(st & CS_ST_CANCEL))
+	do	/* our signal, not the application's: issued again, as SA_RESTART would */
+		o = cancellable_call(t, nr, a1, a2, a3, a4, a5, a6, &r, &st);
+	while (o == CP_STRAY);
+	if (o == CP_DONE)
 		return r;
 	/* Cancelled. A non-blocking call is never failed: issue it for real. */
 	fl = cs_raw2(SYS_fcntl, fd, F_GETFL);
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		return CS_PASS;
-	count_failure(call_class(fd, cs_fd_get(fd)), "io", fd);
-	cs_cancel_log(t, nr);
-	cs_stats_cancel_done(t, (uint32_t)st);
-	return -ECANCELED;
+	return fail_cancelled(t, call_class(fd, cs_fd_get(fd)), "io", fd, nr, st);
 }
 
 struct cs_thread *cs_io_decide(int fd, int dontwait, int reads)
@@ -442,7 +466,7 @@ void cs_wait_scan_epoll(struct cs_wait_scan *w, int epfd)
 
 /* The thread runs an event loop: it serves many clients at once, so no
  * single disconnect may ever cancel it. */
-static void become_loop(struct cs_thread *t)
+void cs_wait_become_loop(struct cs_thread *t)
 {
 	if (t)
 		atomic_store(&t->state, 0);
@@ -463,7 +487,7 @@ struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan 
 	if (w->clients >= 2 || ((w->listener || w->dispatcher) && w->clients)) {
 		/* Only what a thread waits on makes it an event loop (never an
 		 * epoll_ctl on someone else's set). */
-		become_loop(t);
+		cs_wait_become_loop(t);
 	} else if (w->listener) {
 		/* Waiting for connections only: an acceptor, done with the
 		 * request it served (as after accept). */
@@ -486,233 +510,16 @@ struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan 
 
 long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
-	uint8_t strays = cs_tls.strays;
+	enum cp_outcome o;
 	uint64_t st;
 	long r;
 
 	if (__builtin_expect(cs_observing(), 0))
 		return observe_call(t, 1, nr, a1, a2, a3, a4, a5, a6);
-	atomic_store_explicit(&t->call_nr, (int)nr, memory_order_relaxed);
-	enter_call(t);
-	r = cs_syscall_cp(&t->state, nr, a1, a2, a3, a4, a5, a6);
-	st = atomic_fetch_and(&t->state, ~CS_ST_INCALL);
-	if (r == -EINTR && !(st & CS_ST_CANCEL) && cs_tls.strays != strays)
-		return CS_RESTART;
-	if ((r == -ECANCELED || r == -EINTR) && (st & CS_ST_CANCEL)) {
-		count_failure(CS_CLASS_WAIT, "wait", -1);
-		cs_cancel_log(t, nr);
-		cs_stats_cancel_done(t, (uint32_t)st);
-		return -ECANCELED;
-	}
+	o = cancellable_call(t, nr, a1, a2, a3, a4, a5, a6, &r, &st);
+	if (o == CP_STRAY)
+		return CS_RESTART;	/* the wrapper issues it again */
+	if (o == CP_CANCELLED)
+		return fail_cancelled(t, CS_CLASS_WAIT, "wait", -1, nr, st);
 	return r;
-}
-
-/* ---- Descriptor life cycle ---------------------------------------------- */
-
-void cs_fd_accept_begin(void)
-{
-	struct cs_thread *t = cs_tls.rec;
-	/* An acceptor serves no one: accept ends the binding. */
-	if (t && (atomic_load_explicit(&t->state, memory_order_relaxed) & CS_ST_GEN))
-		atomic_store(&t->state, 0);
-}
-
-void cs_fd_closing(int fd, uint64_t slot)
-{
-	uint64_t old = cs_fd_exchange(fd, 0, 0);
-	if (CS_SLOT_KIND(old) == CS_KIND_CLIENT)
-		client_descriptor_gone(fd, old);
-}
-
-static void close_one(int fd, _Atomic uint64_t *slot, void *arg)
-{
-	uint64_t old;
-	(void)fd, (void)arg;
-	if (CS_SLOT_IS_OURS(atomic_load(slot)))
-		return;	/* spared by the close_range wrapper */
-	old = atomic_exchange(slot, 0);
-	if (CS_SLOT_KIND(old) == CS_KIND_CLIENT)
-		client_descriptor_gone(fd, old);
-}
-
-void cs_fd_closing_range(unsigned first, unsigned last)
-{
-	cs_fd_for_each(first, last, close_one, NULL);
-}
-
-void cs_fd_duplicated(int oldfd, int newfd)
-{
-	uint64_t s, prev;
-
-	/* A clone() child moving its client: forget the parent's watchers
-	 * before asking them anything (the eBPF key's recheck can cancel). */
-	cs_process_check();
-	s = cs_fd_get(oldfd);
-
-	if (oldfd == newfd)	/* dup2(fd, fd) changes nothing */
-		return;
-	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT) {
-		/* Both descriptors must learn of the disconnect (disconnect.c). */
-		_Atomic uint64_t *ref = cs_fd_ref_existing(oldfd);
-		if (ref)
-			atomic_fetch_or(ref, CS_CLIENT_SHARED);
-		s |= CS_CLIENT_SHARED;
-	}
-	prev = cs_fd_exchange(newfd, s, 1);
-	if (CS_SLOT_IS_OURS(prev))	/* ours was closed behind our back */
-		cs_watcher_own_fd_lost(newfd);
-	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT) {
-		cs_stat_add(CS_STAT_DUPLICATED, 1);
-		cs_ebpf_fd_duplicated(oldfd, newfd, s);	/* findable by its key under newfd too */
-	}
-	/* dup2 over a client socket closed it implicitly. */
-	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT && (uint32_t)prev != (uint32_t)s)
-		client_descriptor_gone(newfd, prev);
-}
-
-void cs_fd_created(int fd, enum cs_fdclass cls)
-{
-	/* A new descriptor replaces whatever an unseen close left behind. */
-	uint64_t prev = cs_fd_exchange(fd, cls ? CS_OTHER_MAKE(cls) : 0, 0);
-	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
-		client_descriptor_gone(fd, prev);
-	else if (CS_SLOT_IS_OURS(prev))	/* ours was closed behind our back */
-		cs_watcher_own_fd_lost(fd);
-}
-
-void cs_fd_listening(int fd)
-{
-	_Atomic uint64_t *ref = cs_fd_ref(fd);
-	uint64_t s;
-
-	if (!ref)
-		return;
-	s = atomic_load(ref);
-	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER)
-		atomic_store(ref, CS_SLOT_MAKE(CS_KIND_LISTENER, 0));
-}
-
-void cs_fd_epoll_created(int epfd)
-{
-	/* Stamped with the generation the next accepted client will get: a
-	 * client with that generation or a later one was accepted after the set
-	 * was made (a dispatcher's set, see epoll_with). Before the process
-	 * serves anyone the page need not exist: stamp 0 says "before every
-	 * client" all the same. */
-	int serving = atomic_load_explicit(&cs_proc.serving, memory_order_relaxed);
-	uint32_t stamp = serving ? atomic_load_explicit(&cs_proc.next_gen, memory_order_relaxed) : 0;
-	uint64_t prev = cs_fd_exchange(epfd, CS_SLOT_MAKE(CS_KIND_EPOLL, stamp), serving);
-	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
-		client_descriptor_gone(epfd, prev);
-	else if (CS_SLOT_IS_OURS(prev))	/* the application's set got our old number */
-		cs_watcher_own_fd_lost(epfd);
-}
-
-/* Folds what fd is into the summary of the epoll set epfd. */
-static uint64_t epoll_with(uint64_t e, int fd, uint64_t s)
-{
-	unsigned n = CS_EPOLL_NCLIENTS(e);
-
-	switch (CS_SLOT_KIND(s)) {
-	case CS_KIND_LISTENER:
-		return e | CS_EPOLL_LISTENER;
-	case CS_KIND_EPOLL:	/* a nested set counts with what it holds */
-		if (s & CS_EPOLL_LISTENER)
-			e |= CS_EPOLL_LISTENER;
-		if (CS_EPOLL_NCLIENTS(s) >= 2)
-			return CS_EPOLL_WITH_NCLIENTS(e, 2);
-		if (CS_EPOLL_NCLIENTS(s) == 1)	/* as if its client were added here */
-			return epoll_with(e, CS_EPOLL_SINGLE_FD(s), CS_SLOT_MAKE(CS_KIND_CLIENT, (uint32_t)s));
-		return e;
-	case CS_KIND_CLIENT:
-		if (n >= 2)
-			return e;
-		if (!(e & CS_EPOLL_SERVED)) {	/* its first client */
-			/* Accepted after the set was created (stamp 0: created
-			 * before any client, or never seen created): the set
-			 * outlives its clients, a dispatcher's (Tomcat's poller,
-			 * puma's reactor). Accepted before: a set made for this
-			 * connection (PostgreSQL's backend). */
-			uint32_t stamp = (uint32_t)e;
-			uint64_t d = (!stamp || (int32_t)((uint32_t)s - stamp) >= 0) ? CS_EPOLL_DISPATCHER : 0;
-			return CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1) | CS_EPOLL_SERVED | d, fd, (uint32_t)s);
-		}
-		if ((uint32_t)e == (uint32_t)s)	/* the same client again (or a dup of it) */
-			return n == 1 ? e : CS_EPOLL_WITH_SINGLE(CS_EPOLL_WITH_NCLIENTS(e, 1), fd, (uint32_t)s);
-		/* Another client, beside the first or after it: a set that
-		 * serves clients in turn belongs to an event loop. A thread per
-		 * connection makes a set per connection (PostgreSQL, selectors). */
-		return CS_EPOLL_WITH_NCLIENTS(e, 2);
-	default:
-		return e;
-	}
-}
-
-/* Client fd was put (or re-armed) in set epfd, whose summary is now e;
- * before was its summary before. In an event loop's set the connection is
- * parked: no thread serves it now, whoever did is done with it (puma's
- * reactor, Tomcat's poller, gunicorn gthread's main loop). The thread doing
- * it runs that loop only if it waits on the set itself; a worker handing
- * its client back to someone else's loop is no loop. */
-static void handed_to_set(int epfd, int fd, uint64_t before, uint64_t e)
-{
-	if (!CS_EPOLL_IS_LOOPS(e) || !atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
-		return;
-	cs_conn_park(fd);
-	/* The set just turned into a loop's: its single client is parked too. */
-	if (CS_SLOT_KIND(before) == CS_KIND_EPOLL && !CS_EPOLL_IS_LOOPS(before) && CS_EPOLL_NCLIENTS(before) == 1)
-		cs_conn_park(CS_EPOLL_SINGLE_FD(before));
-	if (cs_tls.wait_epfd == epfd + 1)
-		become_loop(cs_tls.rec);
-}
-
-void cs_fd_epoll_rearmed(int epfd, int fd)
-{
-	uint64_t s = cs_fd_get(fd), e = cs_fd_get(epfd);
-	int saved = errno;
-
-	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT && CS_SLOT_KIND(e) == CS_KIND_EPOLL)
-		handed_to_set(epfd, fd, e, e);
-	errno = saved;
-}
-
-void cs_fd_epoll_added(int epfd, int fd)
-{
-	uint64_t s = cs_fd_get(fd), e, before;
-	_Atomic uint64_t *ref;
-	int saved = errno;
-
-	if (CS_SLOT_KIND(s) == CS_KIND_NONE)
-		s = classify(fd);	/* a listener we did not see created */
-	if (CS_SLOT_KIND(s) != CS_KIND_CLIENT && CS_SLOT_KIND(s) != CS_KIND_LISTENER && CS_SLOT_KIND(s) != CS_KIND_EPOLL)
-		goto out;
-	if (!(ref = cs_fd_ref(epfd)))
-		goto out;
-	e = atomic_load(ref);
-	for (;;) {
-		uint64_t base = CS_SLOT_KIND(e) == CS_KIND_EPOLL ? e : CS_SLOT_MAKE(CS_KIND_EPOLL, 0);
-		before = e;
-		uint64_t next = epoll_with(base, fd, s);
-		if (next == e || atomic_compare_exchange_weak(ref, &e, next)) {
-			e = next;
-			break;
-		}
-	}
-	if (CS_SLOT_KIND(s) == CS_KIND_CLIENT)
-		handed_to_set(epfd, fd, before, e);
-out:
-	errno = saved;
-}
-
-void cs_fd_epoll_removed(int epfd, int fd)
-{
-	_Atomic uint64_t *ref = cs_fd_ref_existing(epfd);
-	uint64_t s = cs_fd_get(fd), e;
-
-	if (!ref || CS_SLOT_KIND(s) != CS_KIND_CLIENT)
-		return;
-	e = atomic_load(ref);
-	if (CS_SLOT_KIND(e) == CS_KIND_EPOLL && CS_EPOLL_NCLIENTS(e) == 1 && CS_EPOLL_SINGLE_FD(e) == fd &&
-	    (uint32_t)e == (uint32_t)s)
-		atomic_compare_exchange_strong(ref, &e, CS_EPOLL_WITH_NCLIENTS(e, 0));
 }

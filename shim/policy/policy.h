@@ -122,16 +122,16 @@ static inline struct cs_thread *cs_sleep_enter(int zero_timeout)
 /* Issues a wait; returns the raw result, -ECANCELED or CS_RESTART. */
 long cs_wait_call(struct cs_thread *t, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
-/* Descriptor life cycle, from the wrappers in wrap_fd.c. */
-void cs_fd_accept_begin(void);
-void cs_fd_closing(int fd, uint64_t slot);
-void cs_fd_closing_range(unsigned first, unsigned last);
-void cs_fd_duplicated(int oldfd, int newfd);
-void cs_fd_created(int fd, enum cs_fdclass cls);	/* 0: class unknown */
-void cs_fd_listening(int fd);
-void cs_fd_epoll_created(int epfd);
-void cs_fd_epoll_added(int epfd, int fd);
-void cs_fd_epoll_removed(int epfd, int fd);
-void cs_fd_epoll_rearmed(int epfd, int fd);	/* EPOLL_CTL_MOD */
+/* For the descriptor life cycle (fdlife.c). A client descriptor went away
+ * (closed, or replaced unseen) holding word old: the calling thread's
+ * binding to it ends, unless a duplicate keeps the connection. */
+void cs_conn_descriptor_gone(int fd, uint64_t old);
+
+/* What a descriptor nobody told us about is (fstat, and whether a socket
+ * listens), remembered in the table: its word. */
+uint64_t cs_call_classify(int fd);
+
+/* The thread runs an event loop: no single disconnect may cancel it. */
+void cs_wait_become_loop(struct cs_thread *t);
 
 #endif

@@ -14,6 +14,7 @@
 #include "base/process.h"
 #include "base/real.h"
 #include "policy/accept.h"
+#include "policy/fdlife.h"
 #include "policy/policy.h"
 #include "track/fdtable.h"
 #include "watch/ebpf_watcher.h"

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cancel/disconnect.h"
+#include "policy/fdlife.h"
 #include "policy/policy.h"
 #include "stats/stats.h"
 #include "unit_core.h"

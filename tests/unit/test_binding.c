@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "policy/accept.h"
+#include "policy/fdlife.h"
 #include "policy/policy.h"
 #include "stats/stats.h"
 #include "unit.h"

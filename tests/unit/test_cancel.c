@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cancel/disconnect.h"
+#include "policy/fdlife.h"
 #include "policy/policy.h"
 #include "stats/stats.h"
 #include "unit.h"

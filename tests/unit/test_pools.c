@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "cancel/disconnect.h"
+#include "policy/fdlife.h"
 #include "policy/policy.h"
 #include "stats/stats.h"
 #include "unit.h"
