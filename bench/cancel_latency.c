@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "stats_layout.h"	/* shim/: the statistics segment's layout */
+#include "stats_layout.h"	/* common/: the statistics segment's layout */
 
 #include "bench_util.h"
 

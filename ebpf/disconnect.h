@@ -1,6 +1,7 @@
 /* disconnect.h — the record disconnect.bpf.c sends through its ring buffer,
- * shared by the kernel side and every reader (cancelctl watch, later the
- * shim). Fixed-size __u* fields only, laid out without holes, so both sides
+ * shared by the kernel side and both readers (cancelctl watch, through
+ * libbpf, and the shim's mode ebpf, shim/watch/ebpf_watcher.c through the
+ * light skeleton and shim/watch/bpf_ring.c). Fixed-size __u* fields only, laid out without holes, so both sides
  * agree whatever the compiler. Include <linux/types.h> (user space) or
  * vmlinux.h (BPF) first. */
 #ifndef CANCELSHIM_DISCONNECT_H

@@ -292,7 +292,7 @@ async function main() {
     ({ chromium } = require('playwright-core'));
   } catch (e) {
     console.error('playwright-core is not installed: run `npm ci --prefix tests/browser` ' +
-      `(tools/install-deps does)\n${e.message}`);
+      `(scripts/install-deps does)\n${e.message}`);
     return 1;
   }
   const cancelctl = process.env.CS_CANCELCTL;

@@ -1,4 +1,4 @@
-/* The drop-in's text functions (tools/systemd_dropin.c): reading LD_PRELOAD
+/* The drop-in's text functions (tools/cancelctl/systemd/systemd_dropin.c): reading LD_PRELOAD
  * out of what systemctl shows, merging it with the shim's, the file's marker
  * and quoting, unit names. */
 #include <criterion/criterion.h>

@@ -1,5 +1,5 @@
 /* Waiting for struct disconnect_event records in a BPF ring buffer map,
- * with no libbpf: the shim's own reader (shim/bpf_ring.c), plus a poll with
+ * with no libbpf: the shim's own reader (shim/watch/bpf_ring.c), plus a poll with
  * a deadline for the tests. Used by test_lskel.c, which loads the light
  * skeleton as the shim does. */
 #ifndef TESTS_EBPF_LSKEL_RING_H
@@ -11,7 +11,7 @@
 
 #include "disconnect.h"
 
-#include "bpf_ring.h"
+#include "watch/bpf_ring.h"
 
 struct lskel_ring {
 	int fd;

@@ -80,7 +80,7 @@ class Upstream(socketserver.ThreadingTCPServer):
 # ---- the shim's pass-through code: the host's calls, never injected -------
 
 def skip_ranges():
-    """The boot_* functions of shim/real.c and cs_syscall_cp issue the host's
+    """The boot_* functions of shim/base/real.c and cs_syscall_cp issue the host's
     own calls (read, epoll_pwait, openat...): those are not the shim's."""
     out = subprocess.run(["nm", "-S", "--defined-only", SHIM], capture_output=True, text=True, check=True).stdout
     ranges = []
@@ -457,7 +457,7 @@ def main():
     log(f"fault: {len(points)} failure points x {len(scenarios)} scenarios x {len(modes)} modes: "
         f"{cases} cases run, {passed} passed, {failed} failed, {xfail} known bugs (listed above), "
         f"{xpass} known bugs now passing; {unreached} selections not reached; {elapsed:.0f} s")
-    # For tools/test-summary.py: the cases count like Criterion tests (known
+    # For scripts/test-summary.py: the cases count like Criterion tests (known
     # bugs apart: they are listed above and do not fail the suite).
     log(f"Synthesis: Tested: {passed + failed} | Passing: {passed} | Failing: {failed} | Crashing: 0")
     return 1 if failed else 0

@@ -1,4 +1,4 @@
-/* The info line per cancel (shim/cancel_log.h): scope-server's public thread
+/* The info line per cancel (shim/cancel/cancel_log.h): scope-server's public thread
  * is cancelled once its client leaves; at CANCELSHIM_LOG=info exactly one
  * line says so, in the documented format, with the listener's port, the
  * client's address, FIN or RST, the call and the time since the disconnect.

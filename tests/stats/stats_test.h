@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../../shim/stats_layout.h"
+#include "stats_layout.h"
 #include "testlib.h"
 
 /* stats_server.py under the shim (LOG=info), forwarding "slow" lines to

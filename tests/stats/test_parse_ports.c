@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../tools/stats_parse.h"
-#include "../../tools/stats_print.h"
-#include "../../tools/stats_read.h"
+#include "stats_parse.h"
+#include "stats_print.h"
+#include "stats_read.h"
 
 #define PID 4242
 #define NS 4026531836ull

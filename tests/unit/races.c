@@ -8,10 +8,11 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "policy.h"
-#include "stats.h"
+#include "cancel/disconnect.h"
+#include "policy/fdlife.h"
+#include "policy/policy.h"
+#include "stats/stats.h"
 #include "unit_core.h"
-#include "watcher.h"
 
 char race_info[256];
 static char why[256];

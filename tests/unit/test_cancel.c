@@ -7,10 +7,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "policy.h"
-#include "stats.h"
+#include "cancel/disconnect.h"
+#include "policy/fdlife.h"
+#include "policy/policy.h"
+#include "stats/stats.h"
 #include "unit.h"
-#include "watcher.h"
 
 #define FAKE_TID 0x40000000
 

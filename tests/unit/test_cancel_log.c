@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cancel_log.h"
+#include "cancel/cancel_log.h"
 
 static void expect_same_as_libc(long long secs)
 {

@@ -2,8 +2,8 @@
  * stay until accept takes it, however many connections wait in the queue. */
 #include <netinet/in.h>
 
+#include "track/conn_key.h"
 #include "unit.h"
-#include "conn_key.h"
 
 static uint64_t key_of_port(uint16_t rport)
 {

@@ -1,7 +1,8 @@
 /* What the shim remembers about an epoll set (cs_fd_epoll_added/removed), and
  * how a wait is scanned (cs_wait_scan_fd/epoll): the inputs of the event-loop
  * rule. Words are set by hand; no epoll instance exists. */
-#include "policy.h"
+#include "policy/fdlife.h"
+#include "policy/policy.h"
 #include "unit.h"
 
 static void setup(void)

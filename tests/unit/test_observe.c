@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "observe.h"
-#include "policy.h"
-#include "stats.h"
+#include "cancel/disconnect.h"
+#include "cancel/observe.h"
+#include "policy/policy.h"
+#include "stats/stats.h"
 #include "unit.h"
-#include "watcher.h"
 
 static int up[2];
 static sigset_t cancel_set;

@@ -18,10 +18,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "policy.h"
-#include "stats.h"
+#include "cancel/disconnect.h"
+#include "policy/fdlife.h"
+#include "policy/policy.h"
+#include "stats/stats.h"
 #include "unit.h"
-#include "watcher.h"
 
 #define FAKE_TID 0x41000000
 

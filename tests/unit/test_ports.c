@@ -1,4 +1,4 @@
-/* CANCELSHIM_PORTS parsing and matching (shim/ports.c), and its place in
+/* CANCELSHIM_PORTS parsing and matching (common/ports.c), and its place in
  * cs_config_load. */
 #include <criterion/criterion.h>
 #include <stdio.h>

@@ -10,10 +10,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/process.h"
 #include "config.h"
-#include "fdtable.h"
-#include "process.h"
-#include "threads.h"
+#include "track/fdtable.h"
+#include "track/threads.h"
 
 /* Descriptor numbers for words the tests write by hand. They are never open
  * (unit_fake_fds_closed checks), so nothing the shim does with the real

@@ -1,0 +1,23 @@
+/* The descriptor life cycle, from the wrappers in wrap/wrap_fd.c (and
+ * accept.c): what the table must learn when descriptors come, go, are
+ * duplicated or enter epoll sets. */
+#ifndef CS_FDLIFE_H
+#define CS_FDLIFE_H
+
+#include <stdint.h>
+
+#include "track/fdtable.h"
+
+void cs_fd_accept_begin(void);
+void cs_fd_closing(int fd, uint64_t slot);
+void cs_fd_closing_range(unsigned first, unsigned last);
+void cs_fd_duplicated(int oldfd, int newfd);
+void cs_fd_created(int fd, enum cs_fdclass cls);	/* 0: class unknown */
+void cs_fd_listening(int fd);
+void cs_fd_epoll_created(int epfd);
+void cs_fd_epoll_added(int epfd, int fd);
+void cs_fd_epoll_removed(int epfd, int fd);
+void cs_fd_epoll_rearmed(int epfd, int fd);	/* EPOLL_CTL_MOD */
+
+
+#endif

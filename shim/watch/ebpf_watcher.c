@@ -1,0 +1,785 @@
+/* The kernel-assisted watcher (see ebpf_watcher.h for when a connection is
+ * covered by it). One instance of ebpf/disconnect.bpf.c per process, loaded
+ * through the light skeleton: raw bpf() calls, relocations done by the
+ * kernel, no libbpf in the host. It reports only sockets in the process's
+ * network namespace whose local port is one the process listens on; the
+ * watcher maps each event to a descriptor by its key and confirms it with
+ * the socket cookie (a key can be shared, a descriptor reused). */
+#include "watch/ebpf_watcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/process.h"
+#include "base/raw_syscall.h"
+#include "cancel/disconnect.h"
+#include "stats/stats.h"
+#include "track/conn_key.h"
+#include "track/fdtable.h"
+#include "track/threads.h"
+#include "watch/bpf_ring.h"
+
+_Atomic unsigned cs_ebpf_epoch;
+
+static int no_ring(int fd) { (void)fd; return -ENOSYS; }
+static void no_rewatch(void) {}
+static struct cs_ebpf_host host = { no_ring, no_rewatch };
+
+void cs_ebpf_set_host(const struct cs_ebpf_host *h)
+{
+	host = *h;
+}
+
+enum cs_ebpf_state cs_ebpf_state(void)
+{
+	return atomic_load(&cs_proc.ebpf_state);
+}
+
+/* Why mode ebpf (or auto) cannot be had here, found at load but said only
+ * when it matters, once per process: at its first TCP listen, or its first
+ * accept from a TCP listener it did not make. A shell or an ls started by a
+ * server's system() says nothing. */
+static const char *unavailable;
+static enum cs_log_level unavailable_level;
+static _Atomic int unavailable_said;
+
+static void defer_unavailable(enum cs_log_level level, const char *why)
+{
+	unavailable_level = level;
+	unavailable = why;
+}
+
+/* The port of fd if it is a TCP socket (bound), else 0. */
+static uint16_t tcp_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int), sl = sizeof ss;
+	int proto = 0;
+
+	if (cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_PROTOCOL, (long)&proto, (long)&len, 0) < 0 || proto != IPPROTO_TCP)
+		return 0;
+	if (cs_raw3(SYS_getsockname, fd, &ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+/* fd listens (or is about to) while the watcher is off: if it is TCP, the
+ * reason, once. */
+static void say_unavailable_for(int fd)
+{
+	if (!unavailable || atomic_load(&unavailable_said) || cs_tls.busy || !tcp_port(fd))
+		return;
+	if (!atomic_exchange(&unavailable_said, 1))
+		cs_log_failure(unavailable_level, "ebpf unavailable (%s); using epoll", unavailable);
+}
+
+#ifndef CS_HAVE_BPF
+
+enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
+{
+	if (mode == CS_MODE_EBPF)
+		defer_unavailable(CS_LOG_WARN, "this build has no eBPF watcher (-Dbpf=disabled)");
+	return CS_EBPF_OFF;
+}
+
+void cs_ebpf_before_listen(int fd)
+{
+	int saved = errno;
+	say_unavailable_for(fd);
+	errno = saved;
+}
+
+void cs_ebpf_listener_met(int lfd) { say_unavailable_for(lfd); }
+void cs_ebpf_first_watch(void) {}
+void cs_ebpf_drain(void) {}
+void cs_ebpf_check_straddler(int fd, uint64_t slot) { (void)fd, (void)slot; }
+void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key) { (void)fd, (void)slot, (void)key; }
+void cs_ebpf_fd_duplicated(int oldfd, int newfd, uint64_t slot) { (void)oldfd, (void)newfd, (void)slot; }
+void cs_ebpf_machinery_started(void) {}
+int cs_ebpf_confirm_pending(int fd, uint64_t slot) { (void)fd, (void)slot; return 0; }
+int cs_ebpf_poll_ms(void) { return -1; }
+void cs_ebpf_tick(void) {}
+void cs_ebpf_after_fork_child(void) {}
+int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]) { (void)fds; return 0; }
+void cs_ebpf_wait_load(void) {}
+void cs_ebpf_own_fd_moved(int from, int to) { (void)from, (void)to; }
+void cs_ebpf_own_fd_lost(int fd) { (void)fd; }
+
+#else
+
+#include "bpf_prereq.h"
+#include "disconnect.h"
+#include "watch/disconnect_skel.h"
+
+static enum cs_log_level fail_level;	/* warn when asked for by name, else info */
+static struct disconnect *skel;
+static int own_fds[CS_EBPF_MAX_FDS];	/* what stays open after loading, ascending */
+static int n_own;
+static uint64_t dropped_seen;
+static _Atomic int need_poll;		/* a listener waits to be TRUSTED */
+static uint64_t last_poll_ns;
+static _Atomic int ring_watched;	/* the watcher thread reads the ring */
+
+static void start_reading(void);
+
+static struct cs_bpf_ring ring;
+
+/* ---- before loading ----------------------------------------------------- */
+
+/* Is a seccomp filter installed (the "Seccomp:" line of /proc/self/status
+ * is 2)? A filter that does not list bpf() may kill the process for calling
+ * it (systemd's SystemCallFilter= does by default): never risk the host for
+ * a faster watcher. */
+static int seccomp_filtered(void)
+{
+	char buf[4096];
+	long fd = cs_raw4(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC, 0), n;
+	const char *p;
+
+	if (fd < 0)
+		return 1;	/* cannot tell: do not risk it */
+	n = cs_raw3(SYS_read, fd, buf, sizeof buf - 1);
+	cs_raw1(SYS_close, fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = 0;
+	p = strstr(buf, "\nSeccomp:");
+	if (!p)
+		return 0;	/* a kernel without seccomp */
+	p += strlen("\nSeccomp:");
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p != '0';
+}
+
+static const char *missing_prerequisite(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { 0 };
+
+	if (cs_raw2(SYS_capget, &h, d) < 0)
+		return "cannot read the process's capabilities";
+	if (!bpf_prereq_privileged(d))
+		return "needs root or CAP_BPF+CAP_PERFMON";
+	if (cs_raw2(SYS_access, BPF_PREREQ_KERNEL_BTF, R_OK) < 0)
+		return "the kernel has no BTF (" BPF_PREREQ_KERNEL_BTF ")";
+	if (seccomp_filtered())
+		return "a seccomp filter is active, and bpf() could kill the process";
+	return NULL;
+}
+
+enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
+{
+	const char *why;
+
+	if (mode != CS_MODE_AUTO && mode != CS_MODE_EBPF)
+		return CS_EBPF_OFF;
+	fail_level = mode == CS_MODE_EBPF ? CS_LOG_WARN : CS_LOG_INFO;
+	if ((why = missing_prerequisite())) {
+		defer_unavailable(fail_level, why);
+		return CS_EBPF_OFF;
+	}
+	atomic_store(&cs_proc.ebpf_state, CS_EBPF_IDLE);
+	return CS_EBPF_IDLE;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static void mark_own(int fd)
+{
+	_Atomic uint64_t *ref = cs_fd_ref(fd);
+	if (ref)
+		atomic_store(ref, CS_OTHER_MAKE(CS_FDCLASS_EXEMPT) | CS_OTHER_OURS);
+	own_fds[n_own++] = fd;
+}
+
+static void close_raw(int fd)
+{
+	if (fd > 0)
+		cs_raw1(SYS_close, fd);
+}
+
+/* The descriptors the running instance needs: the two links (they keep the
+ * programs attached), the port filter and the ring. The rest go: the links
+ * hold the programs, the programs hold their maps, the mappings hold theirs. */
+static void keep_only_what_runs(void)
+{
+	int keep[] = { skel->links.on_set_state_fd, skel->links.on_receive_reset_fd,
+		       skel->maps.lports.map_fd, skel->maps.events.map_fd };
+
+	close_raw(skel->progs.on_set_state.prog_fd);
+	close_raw(skel->progs.on_receive_reset.prog_fd);
+	close_raw(skel->maps.conns.map_fd);
+	close_raw(skel->maps.rodata.map_fd);
+	close_raw(skel->maps.bss.map_fd);
+	n_own = 0;
+	/* Ascending, for the close_range wrapper. */
+	for (int i = 0; i < 4; i++)
+		for (int j = i + 1; j < 4; j++)
+			if (keep[j] < keep[i]) {
+				int t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	for (int i = 0; i < 4; i++)
+		mark_own(keep[i]);
+}
+
+static int add_port(uint16_t port)
+{
+	__u16 key = port;
+	__u8 one = 1;
+	return skel_map_update_elem(skel->maps.lports.map_fd, &key, &one, 0) ? -errno : 0;
+}
+
+/* Listeners known before the instance: their port goes in, and they are
+ * TRUSTED once their queue is seen empty (cs_ebpf_tick). */
+static void add_listener(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+
+	(void)fd, (void)arg;
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_TCP) || (s & CS_LISTENER_IN_MAP))
+		return;
+	if (add_port(CS_LISTENER_PORT(s)) == 0) {
+		atomic_fetch_or(slot, CS_LISTENER_IN_MAP);
+		atomic_store(&need_poll, 1);
+	}
+}
+
+/* The most connections one accept queue holds (net.core.somaxconn caps
+ * every backlog); 4096, the default since Linux 5.4, if it cannot be read. */
+static unsigned queue_cap(void)
+{
+	char buf[16] = { 0 };
+	long fd = cs_raw4(SYS_openat, AT_FDCWD, "/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC, 0), n;
+
+	if (fd < 0)
+		return 4096;
+	n = cs_raw3(SYS_read, fd, buf, sizeof buf - 1);
+	cs_raw1(SYS_close, fd);
+	return n > 0 && atoi(buf) > 0 ? (unsigned)atoi(buf) : 4096;
+}
+
+static int load(void)
+{
+	const char *what;
+	struct stat st;
+	long r;
+	int err;
+
+	/* A filter installed after the shim's load (the server sandboxing
+	 * itself before it listens). */
+	what = "checking for a seccomp filter";
+	if (seccomp_filtered()) {
+		err = -EPERM;
+		goto fail;
+	}
+	what = "reading /proc/self/ns/net";
+	if ((r = cs_raw4(SYS_newfstatat, AT_FDCWD, "/proc/self/ns/net", &st, 0)) < 0) {
+		err = (int)r;
+		goto fail;
+	}
+	what = "opening the skeleton";
+	if (!(skel = disconnect__open())) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	skel->rodata->filter_lports = true;
+	skel->rodata->target_netns = (__u32)st.st_ino;
+	/* Every connection on a listed port, including those established
+	 * before the instance existed: matching picks ours. */
+	skel->rodata->passive_only = false;
+	what = "loading the program";
+	if ((err = disconnect__load(skel)))
+		goto fail_errno;
+	/* Quiet until a thread serves a client (start_reading). */
+	skel->bss->quiet = true;
+	what = "attaching to the TCP tracepoints";
+	if ((err = disconnect__attach(skel)))
+		goto fail_errno;
+	what = "mapping the ring buffer";
+	if ((err = cs_bpf_ring_map(&ring, skel->maps.events.map_fd, DISCONNECT_RINGBUF_BYTES)))
+		goto fail;
+	dropped_seen = skel->bss->dropped;
+	cs_conn_key_size_unmatched(queue_cap());
+	keep_only_what_runs();
+	return 0;
+fail_errno:
+	err = errno ? -errno : -EINVAL;
+fail:
+	cs_log_failure(fail_level, "ebpf unavailable (%s: %s); using epoll", what, cs_errtext(-err));
+	cs_bpf_ring_unmap(&ring);
+	for (int i = 0; i < n_own; i++) {
+		cs_fd_exchange(own_fds[i], 0, 0);
+		close_raw(own_fds[i]);
+	}
+	if (!n_own)
+		disconnect__destroy(skel);
+	n_own = 0;
+	skel = NULL;
+	return err;
+}
+
+/* In whichever thread first needs it: listen(), or accept() in a process
+ * that did not listen. About 60 system calls and 10-30 ms, once. */
+static void load_once(void)
+{
+	int expected = CS_EBPF_IDLE, busy = cs_tls.busy;
+
+	if (!atomic_compare_exchange_strong(&cs_proc.ebpf_state, &expected, CS_EBPF_LOADING))
+		return;
+	cs_tls.busy = 1;	/* the skeleton's own calls pass straight through */
+	if (load() == 0) {
+		atomic_store(&cs_proc.ebpf_state, CS_EBPF_LIVE);
+		cs_fd_for_each(0, CS_FD_MAX - 1, add_listener, NULL);
+		cs_stats_mode_changed();
+		cs_info("eBPF watcher attached");
+		/* A fork child that loads at its first accept may have its
+		 * machinery already (it is inherited). */
+		if (atomic_load(&cs_proc.machinery) == CS_MACH_RUNNING)
+			start_reading();
+	} else {
+		atomic_store(&cs_proc.ebpf_state, CS_EBPF_FAILED);
+	}
+	cs_tls.busy = busy;
+}
+
+void cs_ebpf_wait_load(void)
+{
+	/* The loading thread's own closes (busy) must not wait for itself. */
+	if (__builtin_expect(atomic_load_explicit(&cs_proc.ebpf_state, memory_order_acquire) != CS_EBPF_LOADING, 1) || cs_tls.busy)
+		return;
+	/* A clone() child of a process caught loading has no loader: its
+	 * reset makes the state IDLE again. */
+	cs_process_check();
+	while (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_LOADING)
+		cs_raw0(SYS_sched_yield);
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+void cs_ebpf_before_listen(int fd)
+{
+	_Atomic uint64_t *ref;
+	uint16_t port;
+	int saved = errno;
+
+	if (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_OFF) {
+		say_unavailable_for(fd);
+		goto out;
+	}
+	if (cs_tls.busy || !(port = tcp_port(fd)) || !(ref = cs_fd_ref(fd)))
+		goto out;
+	/* Stored before looking at the state: a load running in another
+	 * thread adds it when it finishes (add_listener) if we miss it here. */
+	atomic_store(ref, CS_SLOT_MAKE(CS_KIND_LISTENER, port) | CS_LISTENER_TYPE_KNOWN | CS_LISTENER_STREAM |
+		     CS_LISTENER_TCP);
+	if (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_IDLE)
+		load_once();
+	/* Not listening yet: no client can be queued, so it is TRUSTED now. */
+	if (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_LIVE && add_port(port) == 0)
+		atomic_fetch_or(ref, CS_LISTENER_IN_MAP | CS_LISTENER_TRUSTED);
+out:
+	errno = saved;
+}
+
+void cs_ebpf_listener_met(int lfd)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(lfd);
+	uint16_t port;
+
+	if (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_OFF) {
+		say_unavailable_for(lfd);
+		return;
+	}
+	if (!ref || !(port = tcp_port(lfd)))
+		return;
+	atomic_fetch_or(ref, CS_LISTENER_TCP | port);
+	if (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_LIVE)
+		add_listener(lfd, ref, NULL);
+}
+
+void cs_ebpf_first_watch(void)
+{
+	load_once();
+	if (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_LIVE)
+		start_reading();
+}
+
+/* The TCP state of fd (TCP_ESTABLISHED...), or -1; for a listening socket
+ * *queued is its accept queue's length (TCP_INFO's tcpi_unacked). */
+static int tcp_state(int fd, unsigned *queued)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+
+	if (cs_raw6(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, (long)&ti, (long)&len, 0) < 0)
+		return -1;
+	if (queued)
+		*queued = ti.tcpi_unacked;
+	return ti.tcpi_state;
+}
+
+static int queue_empty(int fd)
+{
+	unsigned queued = 1;
+	return tcp_state(fd, &queued) == TCP_LISTEN && queued == 0;
+}
+
+/* A listener in the filter is TRUSTED once its accept queue is seen empty:
+ * every connection accepted afterwards arrived after its port went in. */
+static void try_trust(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+	int *left = arg;
+
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_IN_MAP) || (s & CS_LISTENER_TRUSTED))
+		return;
+	if (queue_empty(fd))
+		atomic_compare_exchange_strong(slot, &s, s | CS_LISTENER_TRUSTED);
+	else
+		(*left)++;
+}
+
+int cs_ebpf_poll_ms(void)
+{
+	return atomic_load(&need_poll) ? 2 : -1;
+}
+
+void cs_ebpf_tick(void)
+{
+	uint64_t now;
+	int left = 0;
+
+	if (!atomic_load(&need_poll))
+		return;
+	now = cs_stats_now_ns();
+	if (now - last_poll_ns < 2000000)
+		return;
+	last_poll_ns = now;
+	atomic_store(&need_poll, 0);
+	cs_fd_for_each(0, CS_FD_MAX - 1, try_trust, &left);
+	if (left)
+		atomic_store(&need_poll, 1);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+/* fd has the event's key: is it the event's socket? The cookie says so even
+ * if two connections share the key, or fd was closed and reused since. */
+static int same_socket(int fd, uint64_t cookie)
+{
+	uint64_t c = 0;
+	socklen_t len = sizeof c;
+
+	return cs_raw6(SYS_getsockopt, fd, SOL_SOCKET, SO_COOKIE, (long)&c, (long)&len, 0) == 0 && c == cookie;
+}
+
+/* Is a thread bound to connection gen inside a call a cancel could fail? */
+static int bound_thread_in_call(uint32_t gen)
+{
+	size_t n = cs_threads_limit();
+
+	for (size_t i = 0; i < n; i++) {
+		struct cs_thread *t = cs_thread_at(i);
+		uint64_t st = t ? atomic_load(&t->state) : 0;
+		if ((uint32_t)st == gen && (st & CS_ST_INCALL))
+			return 1;
+	}
+	return 0;
+}
+
+static int evictions_said;
+
+static void handle(const struct disconnect_event *e)
+{
+	int rst = e->kind != DISCONNECT_FIN, fds[4], n;
+	uint64_t key;
+
+	/* A FIN alone is no reason to cancel under CANCELSHIM_ON=rst; its
+	 * reset, if one follows, is a second event. */
+	if (!rst && cs_proc.cfg.on == CS_ON_RST)
+		return;
+	if (!(key = cs_conn_key_from_event(e->family, e->raddr, e->rport, e->lport)))
+		return;
+	/* Noted first: an accept() that stores the key after our search
+	 * below looks here (cs_ebpf_check_accepted); one of us sees the other. */
+	if (cs_conn_key_note_unmatched(key, e->cookie, rst) > 0 && !evictions_said++)
+		cs_info("the notes of disconnects before accept are crowded (by connections another process "
+			"accepted, or not covered): the oldest are replaced");
+	atomic_thread_fence(memory_order_seq_cst);
+	n = cs_conn_key_find(key, fds, 4);
+	if (!n)
+		return;
+	cs_conn_key_forget_unmatched(key, e->cookie);
+	for (int i = 0; i < n; i++) {
+		_Atomic uint64_t *ref = cs_fd_ref_existing(fds[i]);
+		uint64_t s = ref ? atomic_load(ref) : 0;
+		uint64_t pending = CS_CLIENT_PENDING | (rst ? CS_CLIENT_PENDING_RST : 0);
+
+		if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (s & CS_CLIENT_DEAD))
+			continue;
+		/* No system call yet: the connection is marked PENDING, with
+		 * the event's cookie beside it, and whichever thread next
+		 * enters a call a cancel could fail for it confirms it
+		 * (enter_call in policy.c, cs_ebpf_confirm_pending). Most
+		 * requests never make such a call after their client left. */
+		cs_conn_key_stash(fds[i], e->cookie);
+		while (!atomic_compare_exchange_weak(ref, &s, s | pending))
+			if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (s & CS_CLIENT_DEAD))
+				break;
+		if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || (s & CS_CLIENT_DEAD))
+			continue;
+		/* A thread already inside such a call is woken now (after the
+		 * mark, so that it or we see the other). */
+		if (bound_thread_in_call((uint32_t)s) && same_socket(fds[i], e->cookie)) {
+			cs_disconnect_seen((uint32_t)s, fds[i], rst, e->ts_ns);
+			return;
+		}
+	}
+}
+
+int cs_ebpf_confirm_pending(int fd, uint64_t slot)
+{
+	_Atomic uint64_t *ref;
+
+	if (!(slot & CS_CLIENT_PENDING))
+		return 0;
+	if (!same_socket(fd, cs_conn_key_stashed(fd))) {
+		/* Another socket's event with the same key: forget it, so the
+		 * next call does not ask again. */
+		if ((ref = cs_fd_ref_existing(fd)))
+			atomic_compare_exchange_strong(ref, &slot, slot & ~(CS_CLIENT_PENDING | CS_CLIENT_PENDING_RST));
+		return 0;
+	}
+	cs_disconnect((uint32_t)slot, fd, (slot & CS_CLIENT_PENDING_RST) != 0);
+	return 1;
+}
+
+void cs_ebpf_check_accepted(int fd, uint64_t slot, uint64_t key)
+{
+	uint64_t cookies[4];
+	int rsts[4], n = cs_conn_key_unmatched(key, cookies, rsts, 4);
+
+	/* Usually none; two only if a peer reused its port while the first
+	 * connection, reset, still waited in the queue. */
+	for (int i = 0; i < n; i++)
+		if (same_socket(fd, cookies[i])) {
+			cs_conn_key_forget_unmatched(key, cookies[i]);
+			cs_disconnect((uint32_t)slot, fd, rsts[i]);
+			return;
+		}
+}
+
+static void recheck(int fd, _Atomic uint64_t *slot, void *arg);
+
+void cs_ebpf_fd_duplicated(int oldfd, int newfd, uint64_t slot)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(newfd);
+	uint64_t key = cs_conn_key_get(oldfd), expected = slot;
+	int checked = 0;
+
+	if (CS_SLOT_KIND(slot) != CS_KIND_CLIENT || !(slot & CS_CLIENT_EBPF) || !ref)
+		return;
+	cs_conn_key_set(newfd, key);
+	cs_conn_key_stash(newfd, cs_conn_key_stashed(oldfd));
+	if (!key || cs_conn_key_index(newfd, key) < 0) {
+		/* Not findable by key: the first call bound through newfd
+		 * registers it with epoll (watch_bound in policy.c). */
+		atomic_compare_exchange_strong(ref, &expected, slot & ~(CS_CLIENT_EBPF | CS_CLIENT_REGISTERED));
+		return;
+	}
+	/* An event handled between the copy of the word and the index found
+	 * only oldfd: ask the socket once (a dup is no hot path). */
+	recheck(newfd, ref, &checked);
+}
+
+/* Every covered connection is asked for its state, once: when the ring
+ * overflowed (some events are lost, nobody knows which), and when the first
+ * thread binds (events before that were not acted on). */
+static void recheck(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+	int *checked = arg, st;
+
+	if (CS_SLOT_KIND(s) != CS_KIND_CLIENT || !(s & CS_CLIENT_EBPF) || (s & CS_CLIENT_DEAD))
+		return;
+	(*checked)++;
+	st = tcp_state(fd, NULL);
+	if (st == TCP_CLOSE_WAIT && cs_proc.cfg.on != CS_ON_RST)
+		cs_disconnect((uint32_t)s, fd, 0);
+	else if (st == TCP_CLOSE)
+		cs_disconnect((uint32_t)s, fd, 1);
+}
+
+static void distrust_if_queued(int fd, _Atomic uint64_t *slot, void *arg);
+
+void cs_ebpf_drain(void)
+{
+	struct disconnect_event e;
+	uint64_t dropped;
+	int checked = 0;
+
+	if (!ring.consumer)
+		return;
+	while (cs_bpf_ring_take(&ring, &e, sizeof e))
+		handle(&e);
+	if (!skel)
+		return;
+	dropped = skel->bss->dropped;
+	if (dropped != dropped_seen) {
+		/* Lost events may be of connections still queued: their
+		 * listeners are TRUSTED again only once seen empty, and what
+		 * accept takes meanwhile is watched with epoll. Then the
+		 * covered connections already accepted are asked. */
+		cs_fd_for_each(0, CS_FD_MAX - 1, distrust_if_queued, NULL);
+		cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
+		cs_warn("the eBPF ring buffer overflowed (%llu events lost); checked %d connections instead",
+			(unsigned long long)(dropped - dropped_seen), checked);
+		dropped_seen = dropped;
+	}
+}
+
+/* A listener whose queue holds clients that arrived while the program was
+ * quiet: TRUSTED again once the queue is seen empty (cs_ebpf_tick). */
+static void distrust_if_queued(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+
+	(void)arg;
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_TRUSTED) || queue_empty(fd))
+		return;
+	atomic_fetch_and(slot, ~CS_LISTENER_TRUSTED);
+	atomic_store(&need_poll, 1);
+}
+
+/* The program stays quiet (no event, no socket storage) and its ring unread
+ * until a thread is bound to a client: before that nobody could be
+ * cancelled, so an event loop (nginx, redis) pays a branch per TCP state
+ * change and gets no watcher thread. Then, in this order:
+ *  - the program starts reporting, and the epoch advances;
+ *  - a listener with clients queued loses TRUSTED until its queue is seen
+ *    empty: they may have left unseen (accept() re-reads TRUSTED after
+ *    storing the connection, and falls back to epoll);
+ *  - connections already accepted are asked for their state once; one whose
+ *    accept straddled the epoch asks itself (cs_ebpf_check_straddler). */
+static void start_reading(void)
+{
+	int checked = 0, err;
+
+	if (atomic_exchange(&ring_watched, 1))
+		return;
+	skel->bss->quiet = false;
+	atomic_fetch_add(&cs_ebpf_epoch, 1);
+	cs_fd_for_each(0, CS_FD_MAX - 1, distrust_if_queued, NULL);
+	if ((err = host.watch_ring(skel->maps.events.map_fd))) {
+		cs_process_fail("cannot start the watcher thread for the eBPF ring", -err);
+		return;
+	}
+	cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
+}
+
+void cs_ebpf_check_straddler(int fd, uint64_t slot)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
+	int checked = 0;
+
+	if (ref && (uint32_t)atomic_load(ref) == (uint32_t)slot)	/* not closed and reused since */
+		recheck(fd, ref, &checked);
+}
+
+void cs_ebpf_machinery_started(void)
+{
+	if (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_LIVE)
+		start_reading();
+}
+
+/* ---- fork --------------------------------------------------------------- */
+
+void cs_ebpf_after_fork_child(void)
+{
+	int s = atomic_load(&cs_proc.ebpf_state);
+
+	if (s == CS_EBPF_OFF || s == CS_EBPF_FAILED)
+		return;
+	/* The links would keep the parent's programs attached after the parent
+	 * is gone, and two readers of one ring corrupt its position: close and
+	 * unmap. The skeleton's memory is left (no free() in a fork child). */
+	for (int i = 0; i < n_own; i++)
+		close_raw(own_fds[i]);
+	n_own = 0;
+	cs_bpf_ring_unmap(&ring);
+	skel = NULL;
+	atomic_store(&need_poll, 0);
+	atomic_store(&ring_watched, 0);
+	atomic_store(&cs_proc.ebpf_state, CS_EBPF_IDLE);
+}
+
+int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS])
+{
+	if (atomic_load(&cs_proc.ebpf_state) != CS_EBPF_LIVE)
+		return 0;
+	memcpy(fds, own_fds, sizeof own_fds);
+	return n_own;
+}
+
+/* dup2 onto one of ours: the caller (watch/watcher.c) duplicated it to
+ * to and marked that; the records follow. */
+void cs_ebpf_own_fd_moved(int from, int to)
+{
+	int *fields[] = { &skel->links.on_set_state_fd, &skel->links.on_receive_reset_fd, &skel->maps.lports.map_fd,
+			  &skel->maps.events.map_fd };
+
+	if (atomic_load(&cs_proc.ebpf_state) != CS_EBPF_LIVE)
+		return;
+	for (int i = 0; i < 4; i++)
+		if (*fields[i] == from)
+			*fields[i] = to;
+	for (int i = 0; i < n_own; i++)
+		if (own_fds[i] == from)
+			own_fds[i] = to;
+	/* Ascending again, for the close_range wrapper. */
+	for (int i = 1; i < n_own; i++)
+		for (int j = i; j > 0 && own_fds[j - 1] > own_fds[j]; j--) {
+			int t = own_fds[j];
+			own_fds[j] = own_fds[j - 1];
+			own_fds[j - 1] = t;
+		}
+}
+
+/* Closed behind the shim's back (a raw close: the wrappers spare them): the
+ * instance may be blind from now on, so epoll watches every connection. */
+void cs_ebpf_own_fd_lost(int fd)
+{
+	int i, expected = CS_EBPF_LIVE;
+
+	for (i = 0; i < n_own && own_fds[i] != fd; i++)
+		;
+	if (i == n_own)
+		return;
+	for (; i + 1 < n_own; i++)
+		own_fds[i] = own_fds[i + 1];
+	n_own--;
+	if (atomic_compare_exchange_strong(&cs_proc.ebpf_state, &expected, CS_EBPF_FAILED)) {
+		cs_log_failure(CS_LOG_WARN, "the application closed the eBPF watcher's descriptor %d behind the shim's back; using epoll", fd);
+		host.rewatch_all();
+	}
+}
+
+#endif
