@@ -2,6 +2,7 @@
  * then: no thread, no allocation beyond dlsym's), the machinery started the
  * first time a thread binds to a client, and the reset a fork child needs. */
 #include "process.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@ __attribute__((constructor)) static void cs_load(void)
 		cs_proc.cookie = (uint32_t)cs_proc.pid * 2654435761u ^ (uint32_t)time(NULL);
 	atomic_store(&cs_proc.next_gen, 1);
 	cs_thread_id_init();
+	cs_profile_at_load(cs_proc.cfg.profile, cs_proc.pid);
 	arm_process_word();
 	cs_signal_at_load();
 	cs_calls_format(cs_proc.cfg.calls, calls, sizeof calls);
@@ -94,8 +96,9 @@ __attribute__((constructor)) static void cs_load(void)
 	 * listen() or accept() of a TCP socket. */
 	cs_ebpf_configure(cs_proc.cfg.mode);
 	atomic_store(&cs_proc.active, 1);
-	cs_info("active: mode %s, on %s, calls %s, signal %s%s",
+	cs_info("active: mode %s, on %s, calls %s, signal %s, profile %s%s",
 		cs_ebpf_state() == CS_EBPF_IDLE ? "ebpf" : "epoll", cs_on_name(cs_proc.cfg.on), calls, sig,
+		cs_profile_name(cs_profile_in_force()),
 		cs_proc.cfg.action == CS_ACTION_OBSERVE ? ", action observe (nothing is failed)" : "");
 	cs_scope_announce();
 out:
