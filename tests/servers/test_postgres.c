@@ -26,6 +26,11 @@
 
 #define PGBIN "/usr/lib/postgresql/15/bin"
 #define STOP_BUDGET_MS 300
+/* A CPU-bound backend competes for the CPU with its own watcher thread:
+ * ~10 ms on an idle machine, seen at 330 ms with a load of 6 on 2 cores.
+ * Still three orders below the query's own length (minutes), which is what
+ * it runs without the profile. */
+#define CPU_STOP_BUDGET_MS 1000
 
 static char *dir;
 static struct tl_proc *pg;
@@ -363,7 +368,7 @@ static void cpu_query_profile(bool unix_socket, bool rst)
 	cr_assert_eq(pg_send(&b, "select 'B' from pg_sleep(1)", 2000), 0);
 	cr_assert_eq(pg_send(&a, CPU_QUERY, 2000), 0);
 	wait_activity(&mon, a.backend_pid, NULL);
-	usleep(100000); /* well into its work, no call in sight */
+	usleep(300000); /* well into its work, no call in sight */
 	cr_assert_neq(stopped(a.backend_pid), true);
 
 	uint64_t t0 = tl_now_ns();
@@ -374,10 +379,10 @@ static void cpu_query_profile(bool unix_socket, bool rst)
 	double ms = ms_until_stopped(a.backend_pid, t0, 5000);
 	cr_log_info("%s%s: CPU-bound backend stopped %.1f ms after the client left",
 		    unix_socket ? "unix" : "tcp", rst ? " rst" : " close", ms);
-	char *log = ms < 0 || ms > STOP_BUDGET_MS ? tl_proc_stderr(pg) : NULL;
+	char *log = ms < 0 || ms > CPU_STOP_BUDGET_MS ? tl_proc_stderr(pg) : NULL;
 	cr_assert_geq(ms, 0, "CPU-bound backend %d still running 5 s after its client left:\n%s",
 		      a.backend_pid, log);
-	cr_assert_leq(ms, STOP_BUDGET_MS, "CPU-bound backend took %.1f ms to stop:\n%s", ms, log);
+	cr_assert_leq(ms, CPU_STOP_BUDGET_MS, "CPU-bound backend took %.1f ms to stop:\n%s", ms, log);
 
 	/* It stopped the way pg_cancel_backend() stops a statement. */
 	char mark[96];
