@@ -58,6 +58,15 @@ static int as_postgres(const char **argv)
 	argv[1] = "--reuid=postgres";
 	argv[2] = "--regid=postgres";
 	argv[3] = "--clear-groups";
+	/* In mode ebpf the server keeps what loading the program needs
+	 * (ambient, so the exec of postgres inherits it); without it the
+	 * shim falls back to epoll and mode ebpf would go untested. */
+	const char *mode = getenv("CANCELSHIM_MODE");
+	if (mode && !strcmp(mode, "ebpf")) {
+		argv[4] = "--inh-caps=+bpf,+perfmon";
+		argv[5] = "--ambient-caps=+bpf,+perfmon";
+		return 6;
+	}
 	return 4;
 }
 
@@ -392,6 +401,16 @@ static void cpu_query_profile(bool unix_socket, bool rst)
 	snprintf(mark, sizeof mark, "cancelshim[%d]: debug: profile postgresql: SIGINT",
 		 a.backend_pid);
 	cr_assert(tl_proc_wait_stderr(pg, mark, 2000), "no '%s' in the log", mark);
+	/* The client was watched from the binding. In mode ebpf the postmaster
+	 * (it keeps CAP_BPF) runs the eBPF watcher; a backend, a fork child,
+	 * watches its inherited client with epoll (shim/process.c). */
+	const char *mode = getenv("CANCELSHIM_MODE");
+	snprintf(mark, sizeof mark, "cancelshim[%d]: debug: watch conn=", a.backend_pid);
+	log = tl_proc_stderr(pg);
+	cr_assert(strstr(log, mark), "the client of %d was never watched:\n%s", a.backend_pid, log);
+	cr_assert(!mode || strcmp(mode, "ebpf") || strstr(log, "info: eBPF watcher attached"),
+		  "mode ebpf, but the postmaster did not attach the eBPF watcher:\n%s", log);
+	free(log);
 
 	assert_stayer(&b, b_sent);
 	char v[32];
