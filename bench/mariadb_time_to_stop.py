@@ -76,12 +76,15 @@ class Server:
         cli = subprocess.Popen(self.cli(tcp=True) + ["-e", sql],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cid = ""
+        quoted = sql.replace("'", "''")
         for _ in range(1000):
             cid = self.q("select id from information_schema.processlist "
-                         f"where info = '{sql}' and id <> connection_id()")
+                         f"where info = '{quoted}' and id <> connection_id()")
             if cid:
                 break
             time.sleep(0.01)
+        if not cid:
+            raise SystemExit(f"the statement never showed in the processlist: {sql}")
         time.sleep(0.5)
         t0 = time.monotonic()
         cli.kill()
