@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """How fast does a PostgreSQL backend stop after its client goes away?
 
-    bench/pg_time_to_stop.py [--shim PATH] [--runs N] [--modes epoll,ebpf] [--pgbench-seconds S]
+    bench/pg_time_to_stop.py [--shim PATH] [--runs N] [--modes epoll,ebpf,epoll:none]
+                             [--pgbench-seconds S]
 
 Starts a throw-away PostgreSQL 15 cluster (Debian's /usr/lib/postgresql/15)
 once plainly and once per shim mode (LD_PRELOAD of libcancelshim.so with
-CANCELSHIM_MODE), listening on 127.0.0.1, and, for each query below and each
+CANCELSHIM_MODE; "MODE:PROFILE" also sets CANCELSHIM_PROFILE, so
+"epoll:none" is the shim without the postgresql profile, which it otherwise
+chooses by itself), listening on 127.0.0.1, and, for each query below and each
 client_connection_check_interval (off, 1000 ms, 100 ms), runs the query on a
 raw-socket TCP client, closes that client once the query is running, and
 measures the time until the backend process is gone (or a zombie). Prints a
@@ -35,6 +38,8 @@ QUERIES = [
     ("pg_sleep(20)", "select pg_sleep(20)"),
     ("CPU: sum over generate_series(1,4e7)",
      "select sum(g) from generate_series(1, 40000000) g"),
+    ("CPU, no I/O at all: count of generate_series(1,1e8) in the target list",
+     "select count(*) from (select generate_series(1, 100000000)) s"),
     ("sort spilling to disk (work_mem 1MB, 2e6 rows)",
      "set work_mem = '1MB'; "
      "select count(*) from (select g from generate_series(1, 2000000) g "
@@ -97,7 +102,7 @@ def stopped(pid):
         with open(f"/proc/{pid}/stat") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
         return state in ("Z", "X")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone between open and read
         return True
 
 
@@ -130,7 +135,9 @@ class Cluster:
             os.chmod(lib, 0o755)
             env["LD_PRELOAD"] = lib
             env["CANCELSHIM_LOG"] = "info"
-            env["CANCELSHIM_MODE"] = mode
+            env["CANCELSHIM_MODE"], _, profile = mode.partition(":")
+            if profile:
+                env["CANCELSHIM_PROFILE"] = profile
         self.log = open(os.path.join(self.dir, "server.log"), "w+")
         port = 5400 + os.getpid() % 500
         self.proc = subprocess.Popen(
@@ -202,11 +209,16 @@ def pgbench_tps(cl, seconds, interval="0"):
     return None
 
 
+def side_name(m):
+    mode, _, profile = m.partition(":")
+    return f"shim, mode {mode}" + (f", profile {profile}" if profile else ", profile auto (postgresql)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--shim", default=None)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--modes", default="epoll,ebpf")
+    ap.add_argument("--modes", default="epoll,ebpf,epoll:none")
     ap.add_argument("--pgbench-seconds", type=int, default=5)
     args = ap.parse_args()
     modes = [m for m in args.modes.split(",") if m]
@@ -219,7 +231,7 @@ def main():
         try:
             if args.pgbench_seconds:
                 for iv in (INTERVALS if not with_shim else ["0"]):
-                    tps.append((f"shim, mode {with_shim}" if with_shim else "stock",
+                    tps.append((side_name(with_shim) if with_shim else "stock",
                                 "off" if iv == "0" else f"{iv} ms", pgbench_tps(cl, args.pgbench_seconds, iv)))
             for name, sql in QUERIES:
                 alone = query_alone(cl, sql) if "pg_sleep" not in sql else 20000.0
@@ -237,7 +249,9 @@ def main():
         if with_shim and "info: active:" not in log:
             print("WARNING: the shim's start line is missing from the server log")
         if with_shim:
-            active = [l for l in log.splitlines() if "info: active:" in l or "eBPF watcher" in l or "ebpf unavailable" in l]
+            # The last start line is the server's (setpriv's comes first).
+            started = [l for l in log.splitlines() if "info: active:" in l]
+            active = started[-1:] + [l for l in log.splitlines() if "eBPF watcher" in l or "ebpf unavailable" in l]
             print(f"mode {with_shim}: " + (active[0].split("info: ", 1)[-1] if active else "?")
                   + ("; the postmaster loaded the eBPF program" if any("eBPF watcher attached" in l for l in active) else ""))
         if bad:
@@ -250,7 +264,11 @@ def main():
             return "> 30 s"
         return f"{v:.0f}" + (" (runs to end)" if v > 2000 else "")
 
-    hdr = ["query (alone: ms)", "check interval", "without shim"] + [f"shim ({m})" for m in modes]
+    def side(m):
+        mode, _, profile = m.partition(":")
+        return f"shim ({mode}" + (f", profile {profile})" if profile else ")")
+
+    hdr = ["query (alone: ms)", "check interval", "without shim"] + [side(m) for m in modes]
     rows = []
     for name, _ in QUERIES:
         alone = results[(name, "query alone")]

@@ -21,6 +21,7 @@ void cs_config_defaults(struct cs_config *c)
 	c->log = CS_LOG_WARN;
 	c->action = CS_ACTION_CANCEL;
 	memset(&c->ports, 0, sizeof c->ports);	/* every listener */
+	c->profile = CS_PROFILE_AUTO;
 }
 
 struct name_value {
@@ -51,6 +52,10 @@ static const struct name_value logs[] = {
 };
 static const struct name_value actions[] = {
 	{ "cancel", CS_ACTION_CANCEL }, { "observe", CS_ACTION_OBSERVE }, { 0, 0 },
+};
+static const struct name_value profiles[] = {
+	{ "auto", CS_PROFILE_AUTO }, { "none", CS_PROFILE_NONE },
+	{ "postgresql", CS_PROFILE_POSTGRESQL }, { 0, 0 },
 };
 static const struct name_value classes[] = {
 	{ "net", CS_CLASS_NET }, { "wait", CS_CLASS_WAIT },
@@ -96,6 +101,18 @@ int cs_parse_action(const char *s, enum cs_action *out, char *err, size_t errlen
 	if (lookup(actions, s, &v) < 0) {
 		snprintf(err, errlen, "CANCELSHIM_ACTION='%s' is not valid; accepted values: cancel, "
 			 "observe (count and log the cancels that would happen, fail nothing)", s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cs_parse_profile(const char *s, enum cs_profile *out, char *err, size_t errlen)
+{
+	int v;
+	if (lookup(profiles, s, &v) < 0) {
+		snprintf(err, errlen, "CANCELSHIM_PROFILE='%s' is not valid; accepted values: auto (chosen by "
+			 "program), none, postgresql", s);
 		return -1;
 	}
 	*out = v;
@@ -200,6 +217,7 @@ int cs_config_load(struct cs_config *c, const char *(*getenv_fn)(const char *),
 	FIELD("CANCELSHIM_SIGNAL", cs_parse_signal, signo)
 	FIELD("CANCELSHIM_ACTION", cs_parse_action, action)
 	FIELD("CANCELSHIM_PORTS", cs_parse_ports, ports)
+	FIELD("CANCELSHIM_PROFILE", cs_parse_profile, profile)
 #undef FIELD
 	return 0;
 }
@@ -222,6 +240,11 @@ const char *cs_log_name(enum cs_log_level l)
 const char *cs_action_name(enum cs_action a)
 {
 	return a == CS_ACTION_OBSERVE ? "observe" : "cancel";
+}
+
+const char *cs_profile_name(enum cs_profile p)
+{
+	return p == CS_PROFILE_NONE ? "none" : p == CS_PROFILE_POSTGRESQL ? "postgresql" : "auto";
 }
 
 void cs_calls_format(unsigned calls, char *buf, size_t len)

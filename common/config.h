@@ -13,6 +13,10 @@ enum cs_log_level { CS_LOG_ERROR, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
 /* CANCELSHIM_ACTION: cancel, or only count (and log at info) the cancels
  * that would have happened, failing no call and signalling no thread. */
 enum cs_action { CS_ACTION_CANCEL, CS_ACTION_OBSERVE };
+/* CANCELSHIM_PROFILE: the cancel action for work that never blocks (a
+ * thread computing, outside any call the shim can fail), known safe per
+ * server (profile.h). auto: chosen by program; none: no such action. */
+enum cs_profile { CS_PROFILE_AUTO, CS_PROFILE_NONE, CS_PROFILE_POSTGRESQL };
 
 /* Call classes (CANCELSHIM_CALLS): what a cancelled thread may have failed. */
 enum cs_class {
@@ -32,6 +36,7 @@ struct cs_config {
 	enum cs_log_level log;
 	enum cs_action action;
 	struct cs_ports ports;	/* CANCELSHIM_PORTS (ports.h) */
+	enum cs_profile profile;
 };
 
 /* The defaults, as documented in the README. */
@@ -45,6 +50,7 @@ int cs_parse_calls(const char *s, unsigned *out, char *err, size_t errlen);
 int cs_parse_signal(const char *s, int *out, char *err, size_t errlen);
 int cs_parse_log(const char *s, enum cs_log_level *out, char *err, size_t errlen);
 int cs_parse_action(const char *s, enum cs_action *out, char *err, size_t errlen);
+int cs_parse_profile(const char *s, enum cs_profile *out, char *err, size_t errlen);
 
 /* Reads every CANCELSHIM_* variable through getenv_fn (getenv, or a test's
  * table). Stops at the first bad value: returns -1 with the message in err,
@@ -57,6 +63,7 @@ const char *cs_mode_name(enum cs_mode m);
 const char *cs_on_name(enum cs_on on);
 const char *cs_log_name(enum cs_log_level l);
 const char *cs_action_name(enum cs_action a);
+const char *cs_profile_name(enum cs_profile p);
 /* "net,wait" */
 void cs_calls_format(unsigned calls, char *buf, size_t len);
 /* "SIGRTMAX-1", "SIGUSR1" or the number */

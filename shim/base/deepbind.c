@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "exports_names.h"
+#include "exports_names.gen.h"
 #include "base/log.h"
 
 void *(*cs_dlopen_real)(const char *, int);

@@ -1,7 +1,8 @@
 /* What happens when a client goes away: the connection is marked dead, so a
  * thread that binds to it later is cancelled at once, and every thread bound
  * to it now gets its cancel flag. A thread inside a cancellable call is also
- * sent the cancel signal to wake it.
+ * sent the cancel signal to wake it; one busy outside any such call gets the
+ * profile's cancel, if a profile is in force (profile.h).
  *
  * Order matters against bind_to() (policy/policy.c), which stores the binding and
  * then looks for DEAD: here DEAD is stored before the threads are scanned, so
@@ -13,6 +14,7 @@
 #include "cancel/cancel_log.h"
 #include "cancel/cancel_signal.h"
 #include "cancel/observe.h"
+#include "cancel/profile.h"
 #include "stats/stats.h"
 #include "track/fdtable.h"
 #include "track/threads.h"
@@ -89,6 +91,10 @@ static int cancel_thread(struct cs_thread *t, uint32_t gen, int fd, int rst, uin
 			if ((s & CS_ST_INCALL) && tid) {
 				cs_signal_send(tid);
 				cs_stat_add(CS_STAT_WAKEUPS, 1);
+			} else if (tid) {
+				/* Computing: no call to fail until the work ends.
+				 * Once per binding, as the flag is set once. */
+				cs_profile_cancel_busy(tid);
 			}
 			return 1;
 		}

@@ -17,6 +17,7 @@
 #include "base/raw_syscall.h"
 #include "base/real.h"
 #include "cancel/cancel_signal.h"
+#include "cancel/profile.h"
 #include "policy/policy.h"
 #include "stats/stats.h"
 #include "track/conn_key.h"
@@ -59,6 +60,7 @@ __attribute__((constructor)) static void cs_load(void)
 		cs_proc.cookie = (uint32_t)cs_proc.pid * 2654435761u ^ (uint32_t)time(NULL);
 	atomic_store(&cs_proc.next_gen, 1);
 	cs_thread_id_init();
+	cs_profile_at_load(cs_proc.cfg.profile, cs_proc.pid);
 	cs_process_arm(reset_new_process);
 	cs_signal_at_load();
 	cs_calls_format(cs_proc.cfg.calls, calls, sizeof calls);
@@ -75,8 +77,9 @@ __attribute__((constructor)) static void cs_load(void)
 	cs_ebpf_set_host(&(struct cs_ebpf_host){ cs_watcher_watch_ring, cs_watcher_rewatch_all });
 	cs_ebpf_configure(cs_proc.cfg.mode);
 	atomic_store(&cs_proc.active, 1);
-	cs_info("active: mode %s, on %s, calls %s, signal %s%s",
+	cs_info("active: mode %s, on %s, calls %s, signal %s, profile %s%s",
 		cs_ebpf_state() == CS_EBPF_IDLE ? "ebpf" : "epoll", cs_on_name(cs_proc.cfg.on), calls, sig,
+		cs_profile_name(cs_profile_in_force()),
 		cs_proc.cfg.action == CS_ACTION_OBSERVE ? ", action observe (nothing is failed)" : "");
 	cs_scope_announce();
 out:

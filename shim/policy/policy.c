@@ -12,6 +12,7 @@
 #include "cancel/cancel_log.h"
 #include "cancel/cancel_signal.h"
 #include "cancel/observe.h"
+#include "cancel/profile.h"
 #include "policy/machinery.h"
 #include "stats/stats.h"
 #include "watch/ebpf_watcher.h"
@@ -51,6 +52,8 @@ static void register_connection(int fd, uint64_t slot)
 			"anything (said once)", fd, cs_errtext(-err));
 }
 
+static void watch_bound(struct cs_thread *t);
+
 /* Binds the calling thread to the client connection behind fd. */
 static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 {
@@ -77,8 +80,17 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 		now = atomic_fetch_or(ref, CS_CLIENT_BOUND) | CS_CLIENT_BOUND;
 	if (CS_SLOT_KIND(now) == CS_KIND_CLIENT && (uint32_t)now == gen && (now & CS_CLIENT_DEAD)) {
 		expected = gen;
-		atomic_compare_exchange_strong(&t->state, &expected, gen | CS_ST_CANCEL);
+		/* Gone before its request was read: the work about to start
+		 * is for nobody, and may never make a call (profile.h). */
+		if (atomic_compare_exchange_strong(&t->state, &expected, gen | CS_ST_CANCEL) &&
+		    cs_profile_in_force() != CS_PROFILE_NONE && !cs_observing())
+			cs_profile_cancel_busy(atomic_load(&t->tid));
+		return;
 	}
+	/* A profile acts on a thread that may never make a call: its client is
+	 * watched from the binding, not from a first call that may not come. */
+	if (cs_profile_in_force() != CS_PROFILE_NONE)
+		watch_bound(t);
 }
 
 struct survivor {

@@ -337,3 +337,20 @@ Test(run, ports_option_becomes_cancelshim_ports_and_a_bad_list_is_refused_naming
 		  "%s", r.err);
 	proc_free(&r);
 }
+
+Test(run, profile_option_becomes_cancelshim_profile_and_a_bad_name_is_refused_naming_the_variable)
+{
+	const char *args[] = { "run", "--profile", "none", "--", CS_TEST_PROBE, NULL };
+	struct proc_result r;
+	ctl(args, NULL, &r);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_assert_str_eq(value(&r, "CANCELSHIM_PROFILE"), "none");
+	proc_free(&r);
+
+	const char *bad[] = { "run", "--profile", "mysql", "--", CS_TEST_PROBE, NULL };
+	ctl(bad, NULL, &r);
+	cr_assert_eq(r.status, 2, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.err, "CANCELSHIM_PROFILE='mysql' is not valid") && strstr(r.err, "postgresql"),
+		  "%s", r.err);
+	proc_free(&r);
+}

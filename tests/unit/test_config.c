@@ -476,3 +476,37 @@ Test(config, action_rejects_others_naming_the_variable)
 	cr_assert_eq(load(env, &c), -1);
 	assert_error("CANCELSHIM_ACTION", "dry-run", accepted);
 }
+
+/* ---- CANCELSHIM_PROFILE --------------------------------------------------- */
+
+Test(config, profile_defaults_to_auto_and_accepts_none_and_postgresql)
+{
+	static const char *const env[] = { "CANCELSHIM_PROFILE", "PostgreSQL", NULL };
+	struct cs_config c;
+	enum cs_profile p;
+
+	cs_config_defaults(&c);
+	cr_assert_eq(c.profile, CS_PROFILE_AUTO);
+	cr_assert_eq(cs_parse_profile("none", &p, err, sizeof err), 0);
+	cr_assert_eq(p, CS_PROFILE_NONE);
+	cr_assert_eq(cs_parse_profile("auto", &p, err, sizeof err), 0);
+	cr_assert_eq(p, CS_PROFILE_AUTO);
+	cr_assert_eq(load(env, &c), 0, "%s", err);
+	cr_assert_eq(c.profile, CS_PROFILE_POSTGRESQL);
+	cr_assert_str_eq(cs_profile_name(CS_PROFILE_POSTGRESQL), "postgresql");
+	cr_assert_str_eq(cs_profile_name(CS_PROFILE_NONE), "none");
+	cr_assert_str_eq(cs_profile_name(CS_PROFILE_AUTO), "auto");
+}
+
+Test(config, profile_rejects_others_naming_the_variable)
+{
+	static const char *const env[] = { "CANCELSHIM_PROFILE", "mysql", NULL };
+	static const char *const accepted[] = { "auto", "none", "postgresql", NULL };
+	struct cs_config c;
+	enum cs_profile p;
+
+	cr_assert_eq(cs_parse_profile("postgres ", &p, err, sizeof err), -1);
+	assert_error("CANCELSHIM_PROFILE", "postgres ", accepted);
+	cr_assert_eq(load(env, &c), -1);
+	assert_error("CANCELSHIM_PROFILE", "mysql", accepted);
+}

@@ -52,6 +52,7 @@ int main(int argc, char **argv)
 	show("CANCELSHIM_LOG");
 	show("CANCELSHIM_ACTION");
 	show("CANCELSHIM_PORTS");
+	show("CANCELSHIM_PROFILE");
 	show_mapped();
 	return argc > 2 && !strcmp(argv[1], "--exit") ? atoi(argv[2]) : 0;
 }

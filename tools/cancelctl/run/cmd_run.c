@@ -45,6 +45,9 @@ static const char help_text[] =
 	"  --ports LIST   CANCELSHIM_PORTS: the listeners whose clients may be\n"
 	"                 cancelled: all, or a comma list of ports (8080), ranges\n"
 	"                 (8000-8099) and unix:PATH\n"
+	"  --profile P    CANCELSHIM_PROFILE: auto (by program) | none | postgresql:\n"
+	"                 the cancel sent to a thread busy outside any call when its\n"
+	"                 client leaves (postgresql: SIGINT to the backend)\n"
 	"  --lib PATH     use this libcancelshim.so (see below)\n"
 	"  --force        run CMD even if 'cancelctl check' says the shim cannot work\n"
 	"                 on it (statically linked, Go, set-user-ID...)\n"
@@ -126,6 +129,12 @@ static int valid_action(const char *s, char *err, size_t n)
 	return *s ? cs_parse_action(s, &v, err, n) : (snprintf(err, n, "empty value"), -1);
 }
 
+static int valid_profile(const char *s, char *err, size_t n)
+{
+	enum cs_profile v;
+	return *s ? cs_parse_profile(s, &v, err, n) : (snprintf(err, n, "empty value"), -1);
+}
+
 static int valid_ports(const char *s, char *err, size_t n)
 {
 	struct cs_ports v;
@@ -144,6 +153,7 @@ static int parse(int argc, char **argv, struct run_options *o)
 		{ "action",  required_argument, NULL, 'a' },
 		{ "observe", no_argument,       NULL, 'O' },
 		{ "ports",   required_argument, NULL, 'P' },
+		{ "profile", required_argument, NULL, 'R' },
 		{ "lib",     required_argument, NULL, 'l' },
 		{ "force",   no_argument,       NULL, 'f' },
 		{ "quiet",   no_argument,       NULL, 'q' },
@@ -163,6 +173,7 @@ static int parse(int argc, char **argv, struct run_options *o)
 		case 'a': bad |= setting(o, "action", "CANCELSHIM_ACTION", optarg, valid_action); break;
 		case 'O': bad |= setting(o, "observe", "CANCELSHIM_ACTION", "observe", valid_action); break;
 		case 'P': bad |= setting(o, "ports", "CANCELSHIM_PORTS", optarg, valid_ports); break;
+		case 'R': bad |= setting(o, "profile", "CANCELSHIM_PROFILE", optarg, valid_profile); break;
 		case 'l': o->lib = optarg; break;
 		case 'f': o->force = true; break;
 		case 'q': o->quiet = true; break;
