@@ -57,8 +57,12 @@ struct tl_proc *st_server_start(int upstream_port, int *port)
 
 int st_request(int port, const char *line, bool abort_later)
 {
+	return st_request_on(tl_connect_tcp("127.0.0.1", port, 5000), line, abort_later);
+}
+
+int st_request_on(int fd, const char *line, bool abort_later)
+{
 	char buf[128];
-	int fd = tl_connect_tcp("127.0.0.1", port, 5000);
 
 	if (fd < 0 || tl_write_str(fd, line, 5000) < 0 || tl_write_str(fd, "\n", 5000) < 0) {
 		if (fd >= 0)

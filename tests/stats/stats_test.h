@@ -19,6 +19,8 @@ struct tl_proc *st_server_start(int upstream_port, int *port);
  * so no disconnect is ever seen) or return the open socket for the caller to
  * abort. Returns 0 / the socket, -1 on failure. */
 int st_request(int port, const char *line, bool abort_later);
+/* The same over a connected descriptor fd (-1: fails), e.g. a unix socket. */
+int st_request_on(int fd, const char *line, bool abort_later);
 
 /* The inode of pid's pid namespace (0: ours), 0 if unknown. */
 uint64_t st_pid_ns(int pid);

@@ -18,25 +18,9 @@ enum { IN_TCP, IN_UNIX, OUT_TCP, NLISTEN };
 
 static int request(int port, const char *path, const char *line, bool abort_later)
 {
-	char buf[128];
-	int fd;
-
 	if (port)
 		return st_request(port, line, abort_later);
-	fd = tl_connect_unix(path, 5000);
-	if (fd < 0 || tl_write_str(fd, line, 5000) < 0 || tl_write_str(fd, "\n", 5000) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (abort_later)
-		return fd;
-	if (tl_read_line(fd, buf, sizeof buf, 10000) <= 0 || tl_read_some(fd, buf, sizeof buf, 10000) != 0) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
+	return st_request_on(tl_connect_unix(path, 5000), line, abort_later);
 }
 
 static void check(const char *fmt, const char *out, const char *pid, const char *rows[2])
