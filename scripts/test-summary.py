@@ -4,7 +4,8 @@
 Each Criterion executable reports "Synthesis: Tested: N | Passing: N |
 Failing: N | Crashing: N"; a test that printed none (it crashed before the
 end, or is not a Criterion test) counts as one case, passing or failing as
-meson saw it. Exits 1 when anything failed or nothing ran at all."""
+meson saw it. Exits 1 when anything failed or nothing ran at all. The failed tests are
+named last, with their failing lines, because CI shows a run's tail."""
 import json
 import re
 import sys
@@ -12,6 +13,8 @@ import sys
 SYNTHESIS = re.compile(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)")
 
 tested = passing = failing = crashing = 0
+failed = []  # (test name, its lines that say what failed)
+FAILING_LINE = re.compile(r"\[(FAIL|----)\]|Assertion|Crash|Timeout|signal|error", re.IGNORECASE)
 for path in sys.argv[1:]:
     with open(path) as f:
         for line in f:
@@ -29,7 +32,14 @@ for path in sys.argv[1:]:
                 tested += 1
                 passing += ok
                 failing += not ok
+            if not ok:
+                lines = [l for l in text.splitlines() if FAILING_LINE.search(l)]
+                failed.append((f"{entry.get('name')} ({entry.get('result')}, {path})", lines[-12:]))
 
+for name, lines in failed:
+    print(f"FAILED: {name}")
+    for l in lines:
+        print(f"    {l[:300]}")
 print(f"Synthesis: Tested: {tested} | Passing: {passing} | Failing: {failing} | Crashing: {crashing}")
 print(f"{passing} passed, {failing + crashing} failed")
 sys.exit(0 if tested and failing + crashing == 0 else 1)
