@@ -14,6 +14,7 @@ SYNTHESIS = re.compile(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: 
 
 tested = passing = failing = crashing = 0
 failed = []  # (test name, its lines that say what failed)
+leaked = []  # (test name, what tests/helpers/test-reaper stopped after it)
 FAILING_LINE = re.compile(r"\[(FAIL|----)\]|Assertion|Crash|Timeout|signal|error", re.IGNORECASE)
 for path in sys.argv[1:]:
     with open(path) as f:
@@ -32,10 +33,17 @@ for path in sys.argv[1:]:
                 tested += 1
                 passing += ok
                 failing += not ok
+            leftovers = [l for l in text.splitlines() if l.startswith("test-reaper:")]
+            if leftovers:
+                leaked.append((entry.get("name"), leftovers[:5]))
             if not ok:
                 lines = [l for l in text.splitlines() if FAILING_LINE.search(l)]
                 failed.append((f"{entry.get('name')} ({entry.get('result')}, {path})", lines[-12:]))
 
+for name, lines in leaked:
+    print(f"LEFT PROCESSES RUNNING: {name}")
+    for l in lines:
+        print(f"    {l[:300]}")
 for name, lines in failed:
     print(f"FAILED: {name}")
     for l in lines:
