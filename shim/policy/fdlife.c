@@ -181,6 +181,31 @@ void cs_fd_epoll_rearmed(int epfd, int fd)
 	errno = saved;
 }
 
+/* fd, a pipe or wait object, is waited on by a loop (marker: 1 + its epoll
+ * set, or CS_OTHER_POLL_LOOP). The last marker wins. */
+static void mark_wakeup(int fd, uint64_t s, uint32_t marker)
+{
+	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
+
+	while (ref && CS_SLOT_KIND(s) == CS_KIND_OTHER && !(s & CS_OTHER_OURS) &&
+	       (CS_OTHER_CLASS(s) == CS_FDCLASS_PIPE || CS_OTHER_CLASS(s) == CS_FDCLASS_WAITOBJ) &&
+	       CS_OTHER_WAKES(s) != marker)
+		if (atomic_compare_exchange_weak(ref, &s, (s & ~CS_SLOT_GEN_MASK) | marker))
+			break;
+}
+
+void cs_fd_loop_waits_on(int fd)
+{
+	uint64_t s = cs_fd_get(fd);
+
+	if (CS_SLOT_KIND(s) == CS_KIND_NONE && fd >= 0)
+		s = cs_call_classify(fd);	/* once: a loop's first multiplexing wait */
+	if (CS_SLOT_KIND(s) == CS_KIND_OTHER)
+		mark_wakeup(fd, s, CS_OTHER_POLL_LOOP);
+	else
+		cs_conn_park(fd);
+}
+
 void cs_fd_epoll_added(int epfd, int fd)
 {
 	uint64_t s = cs_fd_get(fd), e, before;
@@ -189,6 +214,8 @@ void cs_fd_epoll_added(int epfd, int fd)
 
 	if (CS_SLOT_KIND(s) == CS_KIND_NONE)
 		s = cs_call_classify(fd);	/* a listener we did not see created */
+	if (CS_SLOT_KIND(s) == CS_KIND_OTHER && epfd >= 0)
+		mark_wakeup(fd, s, (uint32_t)epfd + 1);
 	if (CS_SLOT_KIND(s) != CS_KIND_CLIENT && CS_SLOT_KIND(s) != CS_KIND_LISTENER && CS_SLOT_KIND(s) != CS_KIND_EPOLL)
 		goto out;
 	if (!(ref = cs_fd_ref(epfd)))

@@ -18,6 +18,9 @@ void cs_fd_epoll_created(int epfd);
 void cs_fd_epoll_added(int epfd, int fd);
 void cs_fd_epoll_removed(int epfd, int fd);
 void cs_fd_epoll_rearmed(int epfd, int fd);	/* EPOLL_CTL_MOD */
+/* An event loop's poll or select names fd: a client is parked
+ * (cs_conn_park), a pipe or wait object is the loop's wake-up. */
+void cs_fd_loop_waits_on(int fd);
 
 
 #endif

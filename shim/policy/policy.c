@@ -261,6 +261,20 @@ static unsigned call_class(int fd, uint64_t slot)
 
 /* ---- I/O ---------------------------------------------------------------- */
 
+/* slot is a pipe or wait object an event loop waits on (fdtable.h). */
+static int wakes_a_loop(uint64_t slot)
+{
+	uint32_t w = CS_OTHER_WAKES(slot);
+	uint64_t e;
+
+	if (CS_SLOT_KIND(slot) != CS_KIND_OTHER || !w)
+		return 0;
+	if (w == CS_OTHER_POLL_LOOP)
+		return 1;
+	e = cs_fd_get((int)(w - 1));
+	return CS_SLOT_KIND(e) == CS_KIND_EPOLL && CS_EPOLL_IS_LOOPS(e);
+}
+
 /* NULL: pass the call through; else the thread whose call may be failed. */
 static struct cs_thread *io_slow(struct cs_thread *t, int fd, uint64_t slot, int dontwait, int reads)
 {
@@ -280,6 +294,12 @@ static struct cs_thread *io_slow(struct cs_thread *t, int fd, uint64_t slot, int
 		else
 			unbind_self(t);
 	} else {
+		/* Waking an event loop (its pipe or eventfd) is how a pool
+		 * worker hands a connection back (puma's reactor, Tomcat's
+		 * poller, waitress's trigger); the loop may take a while to
+		 * park it, and the worker runs its next request meanwhile. */
+		if (!reads && wakes_a_loop(slot))
+			unbind_self(t);
 		if (!dontwait && (call_class(fd, slot) & cs_proc.cfg.calls)) {
 			watch_bound(t);
 			result = t;
@@ -415,8 +435,34 @@ static int nr_reads(long nr)
 
 long cs_io_route(int fd, int dontwait, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
-	struct cs_thread *t = cs_io_decide(fd, dontwait, nr_reads(nr));
+	uint64_t slot = cs_fd_get(fd);
+	struct cs_thread *t;
+
+	/* Reading another client: what the read finds decides (cs_io_read_done).
+	 * puma's worker looks at a new connection (a zero-timeout select, a
+	 * read that may find nothing) before handing it to its reactor, then
+	 * runs a request the reactor read for another client: bound by the look,
+	 * it was cancelled when the first client left. */
+	if (CS_SLOT_KIND(slot) == CS_KIND_CLIENT && nr_reads(nr) && !cs_io_direct(fd)) {
+		cs_tls.read_gen = (uint32_t)slot;
+		return CS_PASS_READ;
+	}
+	t = cs_io_decide(fd, dontwait, 0);
 	return t ? io_call(t, fd, nr, a1, a2, a3, a4, a5, a6) : CS_PASS;
+}
+
+void cs_io_read_done(int fd, long result)
+{
+	uint64_t slot = cs_fd_get(fd);
+	int saved = errno;
+
+	/* Bytes from the very connection read (not another one that took its
+	 * number meanwhile): the thread serves it. */
+	if (result > 0 && CS_SLOT_KIND(slot) == CS_KIND_CLIENT && (uint32_t)slot == cs_tls.read_gen)
+		io_slow(cs_tls.rec, fd, slot, 0, 1);
+	else if (atomic_load_explicit(&cs_proc.active, memory_order_relaxed) && !cs_tls.busy)
+		unbind_self(cs_tls.rec);
+	errno = saved;
 }
 
 /* ---- Waits -------------------------------------------------------------- */
@@ -508,9 +554,15 @@ struct cs_thread *cs_wait_decide(struct cs_thread *t, const struct cs_wait_scan 
 			atomic_store(&t->state, 0);
 	} else if (w->clients == 1) {
 		/* Waiting on one client's socket: its own events end the wait
-		 * naturally, and the thread serves that client. */
-		if (!t || w->client_gen != (uint32_t)atomic_load(&t->state))
-			bind_to(t, w->client_fd, cs_fd_get(w->client_fd));
+		 * naturally, and the thread serves that client. A look that does
+		 * not wait (zero timeout) is no such evidence: the thread is
+		 * checking for work, done with any other client. */
+		if (!t || w->client_gen != (uint32_t)atomic_load(&t->state)) {
+			if (!zero_timeout)
+				bind_to(t, w->client_fd, cs_fd_get(w->client_fd));
+			else
+				unbind_self(t);
+		}
 	} else if (t && (atomic_load(&t->state) & CS_ST_GEN)) {
 		if (!zero_timeout && (cs_proc.cfg.calls & CS_CLASS_WAIT)) {
 			watch_bound(t);

@@ -23,6 +23,14 @@
 /* A result that means "call libc after all". */
 #define CS_PASS (-100002L)
 
+/* A read of a client connection the thread is not bound to: libc issues it,
+ * then cs_io_read_done(fd, result) says what it found. Only a read that
+ * brought the peer's bytes is evidence that the thread serves that client;
+ * a look that found nothing (a non-blocking read's EAGAIN, an end of file,
+ * an error) is a thread looking for work, done with whatever it served. */
+#define CS_PASS_READ (-100003L)
+void cs_io_read_done(int fd, long result);
+
 /* 1 when I/O on fd by the calling thread goes straight to libc: the thread
  * serves no client and fd is not a client connection, or fd is the very
  * client it serves (whose socket keeps its natural results). A handful of
@@ -40,15 +48,17 @@ static inline int cs_io_direct(int fd)
 
 /* Everything else, out of line: binding to another client, classifying fd,
  * and issuing system call nr through the cancellable path when the call may
- * be failed. Returns the raw result (-errno, -ECANCELED) or CS_PASS.
+ * be failed. Returns the raw result (-errno, -ECANCELED), CS_PASS, or
+ * CS_PASS_READ for a read of another client (see above).
  * dontwait: MSG_DONTWAIT or RWF_NOWAIT given. */
 long cs_io_route(int fd, int dontwait, long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
 /* The decision alone (binding included): the thread whose call on fd would go
  * through the cancellable path, or NULL when it goes straight to libc.
- * reads: the call reads what the peer sent (read, recv...): on a client
- * socket, the evidence that the thread serves that client. Any other call
- * on a client that is not the thread's own ends its binding. */
+ * reads: the call read what the peer sent (read, recv... that returned
+ * bytes): on a client socket, the evidence that the thread serves that
+ * client. Any other call on a client that is not the thread's own ends its
+ * binding. */
 struct cs_thread *cs_io_decide(int fd, int dontwait, int reads);
 
 static inline struct cs_thread *cs_io_enter(int fd, int dontwait)

@@ -138,6 +138,12 @@ enum cs_fdclass {
 #define CS_OTHER_CLASS(s) ((enum cs_fdclass)(((s) >> 35) & 7))
 #define CS_OTHER_MAKE(cls) (CS_SLOT_MAKE(CS_KIND_OTHER, 0) | ((uint64_t)(cls) << 35))
 #define CS_OTHER_OURS (1ull << 38)
+/* A pipe or wait object (eventfd...) an event loop waits on: its low 32 bits
+ * are 1 + the epoll set it was put in, or CS_OTHER_POLL_LOOP when a loop
+ * named it in poll or select; 0 for any other. A bound thread that writes to
+ * one is waking a loop, most often to hand it its connection back. */
+#define CS_OTHER_WAKES(s) ((uint32_t)(s))
+#define CS_OTHER_POLL_LOOP 0xffffffffu
 /* One of the shim's own descriptors (the eBPF watcher's)? */
 #define CS_SLOT_IS_OURS(s) (CS_SLOT_KIND(s) == CS_KIND_OTHER && ((s) & CS_OTHER_OURS))
 

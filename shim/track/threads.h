@@ -51,6 +51,7 @@ struct cs_tls {
 	uint8_t busy;		/* inside the shim's own start-up: don't recurse */
 	uint8_t strays;		/* cancel signals that arrived for a binding already gone */
 	int wait_epfd;		/* 1 + the epoll set of the thread's last scanned wait (0: none) */
+	uint32_t read_gen;	/* the client connection of the read libc is issuing (policy.h: CS_PASS_READ) */
 };
 extern __thread struct cs_tls cs_tls __attribute__((tls_model("initial-exec")));
 

@@ -26,6 +26,11 @@ extern void __chk_fail(void) __attribute__((noreturn));
 	{                                                                                                \
 		long r_ = cs_io_route((fd), (dontwait), (nr), (long)(a1), (long)(a2), (long)(a3),        \
 				      (long)(a4), (long)(a5), (long)(a6));                               \
+		if (r_ == CS_PASS_READ) {                                                                \
+			ret v_ = libc_call;                                                              \
+			cs_io_read_done((fd), (long)v_);                                                 \
+			return v_;                                                                       \
+		}                                                                                        \
 		if (r_ != CS_PASS)                                                                       \
 			return (ret)cs_set_errno(r_);                                                    \
 		return libc_call;                                                                        \

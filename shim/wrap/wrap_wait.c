@@ -17,6 +17,7 @@
 #include "base/raw_syscall.h"
 #include "base/real.h"
 #include "cancel/cancel_signal.h"
+#include "policy/fdlife.h"
 #include "policy/policy.h"
 #include "wrap/export.h"
 
@@ -83,7 +84,7 @@ static struct cs_thread *decide_pollfds(const struct pollfd *fds, nfds_t n, int 
 	 * waits are not looked at again) parks every client it names. */
 	if (cs_tls.loop)
 		for (nfds_t i = 0; i < n; i++)
-			cs_conn_park(fds[i].fd);
+			cs_fd_loop_waits_on(fds[i].fd);
 	return t;
 }
 
@@ -164,7 +165,7 @@ static struct cs_thread *decide_fdsets(int nfds, const fd_set *r, const fd_set *
 	if (cs_tls.loop)	/* as in decide_pollfds */
 		for (int fd = 0; fd < nfds; fd++)
 			if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
-				cs_conn_park(fd);
+				cs_fd_loop_waits_on(fd);
 	return t;
 }
 

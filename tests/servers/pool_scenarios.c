@@ -525,6 +525,14 @@ void pool_load(struct pool_server *s)
 	free(out);
 	cr_log_info("%s: load %u ok, %u aborted (%u stopped by ECANCELED), %u errors, %.2f s",
 		    s->name, ok, aborted, cancelled, errors, (tl_now_ns() - t0) / 1e9);
+	if (errors) {
+		/* What the shim said it cancelled, to find whose binding was wrong. */
+		char *err = tl_proc_stderr(s->proc);
+		for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+			if (strstr(line, "cancelshim"))
+				cr_log_error("%s", line);
+		free(err);
+	}
 	cr_assert_eq(errors, 0, "%s: %u errors on live requests, first: %s", s->name, errors,
 		     first);
 	cr_assert_eq(ok + aborted, LOAD_REQUESTS);

@@ -3,10 +3,13 @@
  * life cycle (close, dup, close_range, new descriptors, accept) changes the
  * table and the binding. The calling thread's record is set by hand; no
  * watcher and no signal are involved. */
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 
 #include "policy/accept.h"
@@ -63,6 +66,61 @@ Test(bind, io_on_another_client_moves_the_binding_and_drops_the_cancel)
 	cr_assert_null(cs_io_enter(FD_B, 0));
 	cr_assert_eq(unit_state(t), 6);
 	cr_assert_eq(t->bound_fd, FD_B);
+}
+
+/* The wrappers' path for a read of another client (wrap/wrap_io.c): libc
+ * issues it, then its result decides. */
+static void read_of(int fd, long result)
+{
+	char c;
+	cr_assert_eq(cs_io_route(fd, 0, SYS_read, fd, (long)&c, 1, 0, 0, 0), CS_PASS_READ);
+	cs_io_read_done(fd, result);
+}
+
+Test(bind, a_read_that_brings_bytes_binds)
+{
+	struct cs_thread *t = unit_thread(5);
+	unit_set(FD_A, unit_client(5));
+	unit_set(FD_B, unit_client(6));
+	read_of(FD_B, 1);
+	cr_assert_eq(unit_state(t), 6);
+	cr_assert_eq(t->bound_fd, FD_B);
+}
+
+/* puma's worker looks at a new connection with a read that finds nothing
+ * (or the end of file), hands it to its reactor, and runs a request the
+ * reactor read for another client: it must be bound to neither. */
+Test(bind, a_read_that_finds_nothing_binds_nothing_and_ends_the_binding)
+{
+	static const long nothing[] = { -1 /* EAGAIN, ECONNRESET... */, 0 /* end of file */ };
+	for (unsigned i = 0; i < sizeof nothing / sizeof nothing[0]; i++) {
+		struct cs_thread *t = unit_thread(5);
+		unit_set(FD_A, unit_client(5));
+		unit_set(FD_B, unit_client(6));
+		read_of(FD_B, nothing[i]);
+		cr_assert_eq(unit_state(t), 0, "result %ld", nothing[i]);
+	}
+}
+
+Test(bind, bytes_from_a_connection_that_took_the_number_meanwhile_bind_nothing)
+{
+	struct cs_thread *t = unit_thread(0);
+	char c;
+	unit_set(FD_B, unit_client(6));
+	cr_assert_eq(cs_io_route(FD_B, 0, SYS_read, FD_B, (long)&c, 1, 0, 0, 0), CS_PASS_READ);
+	/* Another thread closed FD_B and accepted a new client at its number. */
+	unit_set(FD_B, unit_client(7));
+	cs_io_read_done(FD_B, 1);
+	cr_assert_eq(unit_state(t), 0);
+}
+
+Test(bind, a_read_keeps_errno)
+{
+	unit_thread(0);
+	unit_set(FD_B, unit_client(6));
+	errno = EAGAIN;
+	read_of(FD_B, -1);
+	cr_assert_eq(errno, EAGAIN);
 }
 
 Test(bind, binding_to_a_dead_client_cancels_at_once)
@@ -167,6 +225,59 @@ Test(calls, wait_objects_belong_to_the_wait_class)
 	cr_assert_eq(CS_OTHER_CLASS(cs_fd_get(efd)), CS_FDCLASS_WAITOBJ);
 	cs_proc.cfg.calls = CS_CLASS_NET;
 	cr_assert_null(cs_io_enter(efd, 0));
+	close(efd);
+}
+
+/* A pool worker hands its connection back to an event loop by waking it
+ * (puma's reactor, Tomcat's poller: an eventfd or pipe in the loop's set;
+ * waitress: a pipe in the loop's poll), then runs its next request before the
+ * loop parks the connection: the wake-up ends the worker's binding. */
+Test(calls, waking_an_event_loop_ends_the_binding)
+{
+	int efd = eventfd(0, EFD_CLOEXEC), p[2];
+
+	cr_assert_geq(efd, 0);
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	unit_set(FD_LISTEN, unit_listener());
+	cs_fd_epoll_created(FD_EP);
+	cs_fd_epoll_added(FD_EP, efd);
+	cs_fd_epoll_added(FD_EP, FD_LISTEN);	/* an acceptor's set: a loop's */
+	unit_set(FD_A, unit_client(5));
+
+	struct cs_thread *t = unit_thread(5);
+	cs_io_enter_write(efd, 0);
+	cr_assert_eq(unit_state(t), 0, "still bound after waking the loop (epoll)");
+
+	/* A loop that polls: the pipes it names are its wake-ups. */
+	t = unit_thread(5);
+	cs_fd_loop_waits_on(p[0]);
+	cs_fd_loop_waits_on(p[1]);
+	cs_io_enter_write(p[1], 0);
+	cr_assert_eq(unit_state(t), 0, "still bound after waking the loop (poll)");
+	close(efd);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* A thread per connection may wait on its own eventfd beside its client
+ * (a set that is no loop's): writing to it is part of its request. */
+Test(calls, waking_a_set_that_is_no_loop_keeps_the_binding)
+{
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	cr_assert_geq(efd, 0);
+	/* Its client accepted before the set was made: a set for this
+	 * connection, not a dispatcher's (fdlife.c). */
+	uint32_t gen = cs_process_new_gen();
+	unit_set(FD_A, unit_client(gen));
+	atomic_store(&cs_proc.serving, 1);
+	cs_fd_epoll_created(FD_EP);
+	cs_fd_epoll_added(FD_EP, efd);
+	cs_fd_epoll_added(FD_EP, FD_A);
+	cr_assert_not(CS_EPOLL_IS_LOOPS(cs_fd_get(FD_EP)));
+	struct cs_thread *t = unit_thread(gen);
+	cr_assert_eq(cs_io_enter_write(efd, 0), t, "the write is cancellable");
+	cr_assert_eq(unit_state(t), gen);
 	close(efd);
 }
 
@@ -322,6 +433,21 @@ Test(wait_decide, waiting_on_another_single_client_binds_to_it)
 	w = (struct cs_wait_scan){ .clients = 1, .client_gen = 7, .client_fd = FD_C };
 	cr_assert_null(cs_wait_decide(t, &w, 0));
 	cr_assert_eq(unit_state(t), 7 | CS_ST_CANCEL);
+}
+
+/* A zero-timeout look at one client (puma's IO.select(..., 0) on a new
+ * connection before its reactor takes it) is not serving it. */
+Test(wait_decide, a_zero_timeout_look_at_another_client_binds_nothing)
+{
+	struct cs_thread *t = unit_thread(5);
+	struct cs_wait_scan w = { .clients = 1, .client_gen = 6, .client_fd = FD_B };
+	unit_set(FD_A, unit_client(5));
+	unit_set(FD_B, unit_client(6));
+	cr_assert_null(cs_wait_decide(t, &w, 1));
+	cr_assert_eq(unit_state(t), 0, "still bound after looking for work elsewhere");
+	cr_assert_null(cs_wait_decide(t, &w, 1));
+	cr_assert_eq(unit_state(t), 0, "bound by a look");
+	cr_assert_eq(cs_tls.loop, 0);
 }
 
 Test(wait_decide, an_inactive_shim_decides_nothing)
