@@ -47,11 +47,11 @@ static void start(void)
 			       "--bind", bind, "--chdir", dir, "--timeout", "30",
 			       "slow_wsgi:app", NULL };
 	const char *env[] = { uport, "CANCELSHIM_LOG=debug", "PYTHONDONTWRITEBYTECODE=1", NULL };
-	gun = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(gun, "spawn gunicorn: %s", strerror(errno));
 	/* Both workers booted, then the port answers. */
-	cr_assert(tl_proc_wait_stderr(gun, "Booting worker", 15000), "gunicorn did not start");
-	cr_assert(tl_wait_port("127.0.0.1", port, 15000), "gunicorn is not listening");
+	struct tl_ready ready = { .err_text = "Booting worker", .port = port, .timeout_ms = 15000 };
+	char *why;
+	gun = tl_server_start(argv, env, TL_SHIM, &ready, NULL, &why);
+	cr_assert_not_null(gun, "%s", why);
 	free(dir);
 	free(bind);
 	free(uport);
