@@ -4,14 +4,9 @@
 // call is logged and ends the script, as careful PHP code does. Events go to
 // the file $EVENTS, one line each (t = hrtime = CLOCK_MONOTONIC ns). Nothing
 // here knows about cancelshim.
-$events = $_SERVER['EVENTS'];
+require __DIR__ . '/common.inc';
 $port = (int)$_SERVER['UPSTREAM_PORT'];
-$id = $_GET['id'] ?? 'x';
 $n = (int)($_GET['n'] ?? 20);
-function say($line) {
-	global $events;
-	file_put_contents($events, $line . ' pid=' . getmypid() . "\n", FILE_APPEND);
-}
 $body = '';
 for ($i = 1; $i <= $n; $i++) {
 	$s = @stream_socket_client("tcp://127.0.0.1:$port", $errno, $errstr, 10);
@@ -24,15 +19,6 @@ for ($i = 1; $i <= $n; $i++) {
 	} else {
 		$err = "connect: $errstr";
 	}
-	if ($answer === false) {
-		say("error id=$id i=$i t=" . hrtime(true) . " why=" . str_replace(' ', '_', $err));
-		http_response_code(502);
-		exit;
-	}
-	$body .= $answer;
-	say("call id=$id i=$i t=" . hrtime(true));
+	answered($i, $answer, $err);
 }
-header('Content-Type: text/plain');
-header('Content-Length: ' . strlen($body));
-echo $body;
-say("done id=$id t=" . hrtime(true));
+reply($body);
