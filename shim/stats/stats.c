@@ -66,13 +66,7 @@ static void fill_header(struct cs_seg_header *h, uint64_t ns, int pid)
 {
 	struct timespec ts;
 
-	h->version = CS_SEG_VERSION;
-	h->header_size = CS_SEG_HEADER_SIZE;
-	h->ncounters = CS_STAT_COUNT;
-	h->latency_first = CS_STAT_LATENCY;
-	h->latency_buckets = CS_LATENCY_BUCKETS;
-	h->pid = pid;
-	h->pid_ns = ns;
+	cs_seg_header_layout(h, pid, ns);
 	h->start_time = cs_segment_start_time();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;

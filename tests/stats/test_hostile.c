@@ -17,7 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "seg_header.h"
 #include "stats_test.h"
 
 #define NOBODY 65534
@@ -75,7 +74,8 @@ static void valid_segment(int pid, char buf[CS_SEG_SIZE])
 {
 	struct cs_seg_header *h = (struct cs_seg_header *)buf;
 	memset(buf, 0, CS_SEG_SIZE);
-	st_header_init(h, pid, st_pid_ns(0));
+	h->magic = CS_SEG_MAGIC;
+	cs_seg_header_layout(h, pid, st_pid_ns(0));
 	strcpy(h->mode, "epoll");
 	strcpy(h->cmdline, "planted-by-nobody");
 	((uint64_t *)(buf + CS_SEG_HEADER_SIZE))[CS_STAT_CONNECTIONS] = 4242;

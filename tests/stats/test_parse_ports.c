@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "seg_header.h"
 #include "stats_parse.h"
 #include "stats_print.h"
 #include "stats_read.h"
@@ -34,7 +33,8 @@ static void valid(void)
 	struct cs_seg_header *h = (struct cs_seg_header *)seg;
 
 	memset(seg, 0, sizeof seg);
-	st_header_init(h, PID, NS);
+	h->magic = CS_SEG_MAGIC;
+	cs_seg_header_layout(h, PID, NS);
 	h->ports_offset = CS_SEG_PORTS_OFFSET;
 	*region() = (struct cs_seg_ports){ CS_SEG_PORTS_VERSION, 2, sizeof(struct cs_seg_port), CS_PORT_STAT_COUNT };
 	strcpy(row(0)->label, "8080");

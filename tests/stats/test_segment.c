@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "seg_header.h"
 #include "stats_test.h"
 
 TestSuite(segment, .fini = st_cleanup);
@@ -84,7 +83,8 @@ Test(segment, a_reused_pid_is_recognised_by_its_start_time)
 	char buf[CS_SEG_SIZE] = { 0 };
 	struct cs_seg_header *h = (struct cs_seg_header *)buf;
 
-	st_header_init(h, pid, st_pid_ns(0));
+	h->magic = CS_SEG_MAGIC;
+	cs_seg_header_layout(h, pid, st_pid_ns(0));
 	h->start_time = 1;	/* long before this test started */
 	cr_assert_eq(tl_write_file(path, buf, sizeof buf), 0);
 	const char *args[] = { "stats", NULL };
