@@ -4,16 +4,12 @@
 // and libcurl are loaded with dlopen(RTLD_DEEPBIND). Same events as
 // slow.php. Nothing here knows about cancelshim.
 require __DIR__ . '/common.inc';
-$port = (int)$_SERVER['UPSTREAM_PORT'];
-$n = (int)($_GET['n'] ?? 20);
-$body = '';
-for ($i = 1; $i <= $n; $i++) {
+upstream_calls(function ($port, $i) use ($id) {
 	$c = curl_init("http://127.0.0.1:$port/call/$id/$i");
 	curl_setopt($c, CURLOPT_RETURNTRANSFER, true);
 	curl_setopt($c, CURLOPT_TIMEOUT, 10);
 	$answer = curl_exec($c);
 	$err = curl_error($c);
 	curl_close($c);
-	answered($i, $answer, $err);
-}
-reply($body);
+	return [$answer, $err];
+});

@@ -5,20 +5,13 @@
 // the file $EVENTS, one line each (t = hrtime = CLOCK_MONOTONIC ns). Nothing
 // here knows about cancelshim.
 require __DIR__ . '/common.inc';
-$port = (int)$_SERVER['UPSTREAM_PORT'];
-$n = (int)($_GET['n'] ?? 20);
-$body = '';
-for ($i = 1; $i <= $n; $i++) {
+upstream_calls(function ($port, $i) use ($id) {
 	$s = @stream_socket_client("tcp://127.0.0.1:$port", $errno, $errstr, 10);
-	$answer = false;
-	if ($s !== false) {
-		fwrite($s, "$id $i\n");
-		$answer = @fgets($s);
-		$err = error_get_last()['message'] ?? '';
-		fclose($s);
-	} else {
-		$err = "connect: $errstr";
-	}
-	answered($i, $answer, $err);
-}
-reply($body);
+	if ($s === false)
+		return [false, "connect: $errstr"];
+	fwrite($s, "$id $i\n");
+	$answer = @fgets($s);
+	$err = error_get_last()['message'] ?? '';
+	fclose($s);
+	return [$answer, $err];
+});

@@ -5,16 +5,12 @@
 // to a preloaded library, unless the preloaded library rebinds them. Same
 // events as slow.php. Nothing here knows about cancelshim.
 require __DIR__ . '/common.inc';
-$port = (int)$_SERVER['UPSTREAM_PORT'];
-$n = (int)($_GET['n'] ?? 20);
-$body = '';
-for ($i = 1; $i <= $n; $i++) {
+upstream_calls(function ($port, $i) use ($id) {
 	$s = socket_create(AF_INET, SOCK_STREAM, SOL_TCP);
 	$answer = false;
 	if (@socket_connect($s, '127.0.0.1', $port) && @socket_write($s, "$id $i\n") !== false)
 		$answer = @socket_read($s, 256, PHP_NORMAL_READ);
 	$err = socket_strerror(socket_last_error($s));
 	socket_close($s);
-	answered($i, $answer === '' ? false : $answer, $err);
-}
-reply($body);
+	return [$answer === '' ? false : $answer, $err];
+});
