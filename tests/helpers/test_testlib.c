@@ -133,6 +133,25 @@ Test(testlib, text_helpers)
 	free(l);
 }
 
+Test(testlib, upstream_next_call_waits_for_the_call_after_the_last)
+{
+	struct tl_upstream *u = tl_upstream_start(0);
+	cr_assert_not_null(u);
+	int c = tl_connect_tcp("127.0.0.1", tl_upstream_port(u), 1000);
+	char line[32];
+	/* Each call answered before the next: the upstream has them all. */
+	tl_write_str(c, "A 1\n", 1000);
+	cr_assert_gt(tl_read_line(c, line, sizeof line, 2000), 0);
+	tl_write_str(c, "A 2\n", 1000);
+	cr_assert_gt(tl_read_line(c, line, sizeof line, 2000), 0);
+	/* A call already made is not the next one: A 3 never comes. (The
+	 * servers tests see it come: their handler makes it meanwhile.) */
+	cr_assert_eq(tl_upstream_next_call(u, "A", 100), 0);
+	cr_assert_eq(tl_upstream_next_call(u, "B", 100), 0);
+	close(c);
+	tl_upstream_stop(u);
+}
+
 Test(testlib, server_start_waits_for_every_sign_of_readiness)
 {
 	/* A server that logs, then listens, then says so on stdout. */

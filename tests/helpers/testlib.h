@@ -139,6 +139,10 @@ unsigned tl_upstream_count(struct tl_upstream *u, const char *substr);
 /* Wait until a received line contains substr (the caller has sent it and is
  * now waiting for the answer). True if one did before the deadline. */
 bool tl_upstream_wait(struct tl_upstream *u, const char *substr, int timeout_ms);
+/* For requests whose calls are lines "ID 1", "ID 2"...: waits for id's
+ * next call (one more than it has made so far), the moment its handler
+ * waits for that answer. The call's number, or 0 if it never came. */
+unsigned tl_upstream_next_call(struct tl_upstream *u, const char *id, int timeout_ms);
 void tl_upstream_stop(struct tl_upstream *u); /* closes everything, joins */
 
 /* ---- Servers under test ------------------------------------------------ */
