@@ -199,6 +199,10 @@ Test(testlib, server_start_says_what_never_came)
 	char *text = tl_read_in(dir, "server.log");
 	cr_assert_str_eq(text, "bad config\n");
 	free(text);
+	text = tl_wait_file_line(log, "config", 1000);
+	cr_assert_str_eq(text, "bad config");
+	free(text);
+	cr_assert_null(tl_wait_file_line(log, "listening", 50));
 	text = tl_read_in(dir, "absent");
 	cr_assert_str_eq(text, "");
 	free(text);

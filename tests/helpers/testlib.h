@@ -194,6 +194,9 @@ int tl_write_file(const char *path, const void *data, size_t len);
 
 /* Poll path (every few ms) until its contents contain substr. */
 bool tl_wait_file_contains(const char *path, const char *substr, int timeout_ms);
+/* The same, then the first line of path containing substr (malloc'd, no
+ * newline), or NULL on timeout. */
+char *tl_wait_file_line(const char *path, const char *substr, int timeout_ms);
 
 /* dir/name as a malloc'd string, "" if it cannot be read (for messages). */
 char *tl_read_in(const char *dir, const char *name);

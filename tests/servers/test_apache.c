@@ -117,12 +117,7 @@ static void read_body(int fd, const char *body)
 
 static char *event(const char *mark, int timeout_ms)
 {
-	if (!tl_wait_file_contains(events, mark, timeout_ms))
-		return NULL;
-	char *text = tl_read_file(events, NULL);
-	char *line = tl_find_line(text, mark);
-	free(text);
-	return line;
+	return tl_wait_file_line(events, mark, timeout_ms);
 }
 
 static bool stopped(pid_t pid)

@@ -200,12 +200,7 @@ static int get(int port, const char *url)
 /* The first line of the events file containing mark, waiting for it. */
 static char *event(const char *mark, int timeout_ms)
 {
-	if (!tl_wait_file_contains(events, mark, timeout_ms))
-		return NULL;
-	char *text = tl_read_file(events, NULL);
-	char *line = tl_find_line(text, mark);
-	free(text);
-	return line;
+	return tl_wait_file_line(events, mark, timeout_ms);
 }
 
 /* After the test: both servers healthy and never harmed where they must not
