@@ -80,6 +80,20 @@ struct cs_seg_header {
 
 #define CS_SEG_HEADER_SIZE 512u
 
+/* The header's layout fields for this build and the process it belongs to
+ * (pid in the pid namespace pid_ns). The writer fills in the rest, and
+ * stores magic last. */
+static inline void cs_seg_header_layout(struct cs_seg_header *h, int pid, uint64_t pid_ns)
+{
+	h->version = CS_SEG_VERSION;
+	h->header_size = CS_SEG_HEADER_SIZE;
+	h->ncounters = CS_STAT_COUNT;
+	h->latency_first = CS_STAT_LATENCY;
+	h->latency_buckets = CS_LATENCY_BUCKETS;
+	h->pid = pid;
+	h->pid_ns = pid_ns;
+}
+
 /* The per-listener region, appended after the counters (older readers never
  * look past ncounters): one entry per CANCELSHIM_PORTS entry, in the order
  * written (TCP ports and ranges first, then unix: paths), 0 entries when

@@ -8,7 +8,7 @@
 #include "base/log.h"
 #include "base/raw_syscall.h"
 
-struct cs_process cs_proc = { .pid = 0, .active = 0 };
+struct cs_process cs_proc = { .pid = 0, .active = 0, .machinery = CS_ONCE_IDLE, .ebpf_state = CS_EBPF_OFF };
 
 /* Where cs_process_word points while no wiped page exists (the shim is off,
  * or the kernel predates MADV_WIPEONFORK): never 0, nothing is detected. */

@@ -8,25 +8,31 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/once.h"
 #include "config.h"
-
-enum cs_machinery { CS_MACH_IDLE = 0, CS_MACH_STARTING = 1, CS_MACH_RUNNING = 2, CS_MACH_FAILED = -1 };
 
 struct cs_process {
 	struct cs_config cfg;
 	_Atomic int active;	/* 0: every call passes straight through */
 	int pid;		/* refreshed in a fork child */
 	uint32_t cookie;	/* tags our cancel signals apart from the application's */
-	_Atomic int machinery;	/* enum cs_machinery: thread key and signal handler */
+	cs_once machinery;	/* thread key and signal handler (policy/machinery.c) */
 	pthread_key_t key;	/* its destructor frees a thread's record */
 	_Atomic uint32_t next_gen;	/* connection generations */
 	_Atomic int serving;	/* a client connection was accepted: waits are worth a look */
-	_Atomic int ebpf_state;	/* enum cs_ebpf_state, the eBPF watcher's (watch/ebpf_watcher.c) */
+	cs_once ebpf_state;	/* enum cs_ebpf_state, the eBPF watcher's load (watch/ebpf_watcher.c) */
 };
 
 /* Where the eBPF watcher stands: process-wide, since the statistics name the
- * mode and accept asks about it. */
-enum cs_ebpf_state { CS_EBPF_OFF, CS_EBPF_IDLE, CS_EBPF_LOADING, CS_EBPF_LIVE, CS_EBPF_FAILED };
+ * mode and accept asks about it. Its load is start-once work (base/once.h):
+ * OFF where it may not be used, IDLE until the first listen() or accept(). */
+enum cs_ebpf_state {
+	CS_EBPF_OFF = CS_ONCE_OFF,
+	CS_EBPF_IDLE = CS_ONCE_IDLE,
+	CS_EBPF_LOADING = CS_ONCE_RUNNING,
+	CS_EBPF_LIVE = CS_ONCE_DONE,
+	CS_EBPF_FAILED = CS_ONCE_FAILED,
+};
 
 extern struct cs_process cs_proc;
 

@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 
+#include "base/once.h"
 #include "base/process.h"
 #include "base/raw_syscall.h"
 #include "policy/fdlife.h"
@@ -71,7 +72,7 @@ void cs_accept_record(int lfd, int fd, uint64_t ls_before, unsigned epoch_before
 			atomic_compare_exchange_strong(ref, &expected, slot & ~CS_CLIENT_EBPF);
 		else if (atomic_load(&cs_ebpf_epoch) != epoch_before)
 			cs_ebpf_check_straddler(fd, slot);
-		else if (atomic_load(&cs_proc.machinery) == CS_MACH_RUNNING)
+		else if (cs_once_done(&cs_proc.machinery))
 			cs_ebpf_check_accepted(fd, slot, key);
 	}
 	if (!atomic_load_explicit(&cs_proc.serving, memory_order_relaxed))

@@ -14,6 +14,7 @@
 
 #include "base/deepbind.h"
 #include "base/log.h"
+#include "base/once.h"
 #include "base/raw_syscall.h"
 #include "base/real.h"
 #include "cancel/cancel_signal.h"
@@ -112,8 +113,7 @@ static void reset_in_child(void)
 	cs_log_after_fork_child();
 	/* A thread of the parent was starting the machinery at the fork: it
 	 * does not exist here, so the child starts it again itself. */
-	if (atomic_load(&cs_proc.machinery) == CS_MACH_STARTING)
-		atomic_store(&cs_proc.machinery, CS_MACH_IDLE);
+	cs_once_forget_running(&cs_proc.machinery);
 	cs_signal_after_fork_child();
 	cs_watcher_after_fork_child();
 	cs_ebpf_after_fork_child();

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include "base/once.h"
 #include "base/process.h"
-#include "base/raw_syscall.h"
 #include "cancel/cancel_signal.h"
 #include "track/thread_id.h"
 #include "track/threads.h"
@@ -26,27 +26,22 @@ static void release_record(void *p)
  * once per process; the watcher itself starts with the first registration. */
 static int start_machinery(void)
 {
-	int expected = CS_MACH_IDLE, err;
+	int err;
 
-	if (atomic_compare_exchange_strong(&cs_proc.machinery, &expected, CS_MACH_STARTING)) {
-		cs_tls.busy = 1;
-		err = pthread_key_create(&cs_proc.key, release_record);
-		if (err) {
-			cs_process_fail("cannot create a thread key", err);
-		} else if ((err = -cs_signal_install())) {
-			cs_process_fail("cannot install the cancel signal handler", err);
-		}
-		atomic_store(&cs_proc.machinery, err ? CS_MACH_FAILED : CS_MACH_RUNNING);
-		if (!err)
-			cs_ebpf_machinery_started();
-		cs_tls.busy = 0;
-		return !err;
+	if (!cs_once_begin(&cs_proc.machinery))
+		return cs_once_wait(&cs_proc.machinery) == CS_ONCE_DONE;
+	cs_tls.busy = 1;
+	err = pthread_key_create(&cs_proc.key, release_record);
+	if (err) {
+		cs_process_fail("cannot create a thread key", err);
+	} else if ((err = -cs_signal_install())) {
+		cs_process_fail("cannot install the cancel signal handler", err);
 	}
-	while (expected == CS_MACH_STARTING) {
-		cs_raw0(SYS_sched_yield);
-		expected = atomic_load(&cs_proc.machinery);
-	}
-	return expected == CS_MACH_RUNNING;
+	cs_once_end(&cs_proc.machinery, !err);
+	if (!err)
+		cs_ebpf_machinery_started();
+	cs_tls.busy = 0;
+	return !err;
 }
 
 struct cs_thread *cs_machinery_thread(void)
@@ -56,7 +51,7 @@ struct cs_thread *cs_machinery_thread(void)
 	if (t)
 		return t;
 	cs_process_check();
-	if (atomic_load(&cs_proc.machinery) != CS_MACH_RUNNING && !start_machinery())
+	if (!cs_once_done(&cs_proc.machinery) && !start_machinery())
 		return NULL;
 	t = cs_thread_claim(cs_thread_id());
 	if (!t) {

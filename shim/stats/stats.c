@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/once.h"
 #include "base/process.h"
 #include "base/raw_syscall.h"
 #include "config.h"
@@ -38,9 +39,9 @@ _Static_assert(CS_SEG_PORTS_MAX < 32, "entry indices are 5 bits in the descripto
  * up with a server that forks per request, whose children all _exit(). */
 #define SWEEP_MAX 256
 
-enum { PUB_NONE, PUB_CREATING, PUB_DONE, PUB_FAILED };
-static _Atomic int pub_state = PUB_NONE;
-static struct cs_seg_header *segment;	/* set while PUB_DONE */
+/* Published once per process (base/once.h): IDLE until the first binding. */
+static cs_once pub_state = CS_ONCE_IDLE;
+static struct cs_seg_header *segment;	/* set while DONE */
 static int segment_pid;			/* the pid it is named after */
 static uint64_t segment_ns;		/* ... and the pid namespace */
 static struct cs_segment_id segment_id;	/* the file we made */
@@ -65,13 +66,7 @@ static void fill_header(struct cs_seg_header *h, uint64_t ns, int pid)
 {
 	struct timespec ts;
 
-	h->version = CS_SEG_VERSION;
-	h->header_size = CS_SEG_HEADER_SIZE;
-	h->ncounters = CS_STAT_COUNT;
-	h->latency_first = CS_STAT_LATENCY;
-	h->latency_buckets = CS_LATENCY_BUCKETS;
-	h->pid = pid;
-	h->pid_ns = ns;
+	cs_seg_header_layout(h, pid, ns);
 	h->start_time = cs_segment_start_time();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -110,15 +105,15 @@ void cs_stats_port_cancel(int fd, uint32_t gen)
 
 void cs_stats_publish(void)
 {
-	int expected = PUB_NONE, err = 0, pid;
+	int err = 0, pid;
 	struct cs_seg_header *h = NULL;
 	_Atomic uint64_t *shared;
 	struct cs_seg_port *rows;
 	uint64_t ns;
 
-	if (__builtin_expect(atomic_load_explicit(&pub_state, memory_order_relaxed) != PUB_NONE, 1))
+	if (__builtin_expect(!cs_once_idle(&pub_state), 1))
 		return;
-	if (!atomic_compare_exchange_strong(&pub_state, &expected, PUB_CREATING))
+	if (!cs_once_begin(&pub_state))
 		return;	/* another thread is at it; counts go private meanwhile */
 	pid = (int)cs_raw0(SYS_getpid);
 	ns = cs_segment_pid_ns();
@@ -127,7 +122,7 @@ void cs_stats_publish(void)
 	else
 		h = cs_segment_create(ns, pid, &segment_id, &err);
 	if (!h) {
-		atomic_store(&pub_state, PUB_FAILED);
+		cs_once_end(&pub_state, 0);
 		/* A full /dev/shm is the operator's business: say it once. */
 		if (err == -ENOSPC || err == -EDQUOT)
 			cs_log_failure(CS_LOG_WARN, "statistics off: no room in " CS_SEG_DIR " for the segment; serving on");
@@ -157,7 +152,7 @@ void cs_stats_publish(void)
 		}
 	/* Readers skip a segment until its magic is there. */
 	__atomic_store_n(&h->magic, CS_SEG_MAGIC, __ATOMIC_RELEASE);
-	atomic_store(&pub_state, PUB_DONE);
+	cs_once_end(&pub_state, 1);
 	cs_info("statistics in " CS_SEG_DIR "/" CS_SEG_PREFIX "%llu.%d", (unsigned long long)ns, pid);
 	/* Bounded: a publisher pays for at most SWEEP_MAX kill(pid, 0). */
 	cs_segment_sweep(ns, pid, SWEEP_MAX);
@@ -186,7 +181,7 @@ void cs_stats_after_fork_child(void)
 			__atomic_store_n(&private_ports[i].c[k], 0, __ATOMIC_RELAXED);
 	atomic_store(&cs_stats_where, private_counters);
 	atomic_store(&cs_port_stats_where, private_ports);
-	atomic_store(&pub_state, PUB_NONE);
+	cs_once_reset(&pub_state);
 	cs_fd_for_each(0, CS_FD_MAX - 1, count_inherited, &inherited);
 	if (inherited)
 		cs_stat_add(CS_STAT_INHERITED, inherited);
@@ -209,14 +204,14 @@ void cs_stats_cancel_done(struct cs_thread *t, uint32_t gen)
  * or ending with _exit leaves it behind; cancelctl removes those. */
 __attribute__((destructor)) static void unpublish(void)
 {
-	if (atomic_load(&pub_state) == PUB_DONE && segment && segment_pid == (int)cs_raw0(SYS_getpid))
+	if (cs_once_done(&pub_state) && segment && segment_pid == (int)cs_raw0(SYS_getpid))
 		cs_segment_remove(segment_ns, segment_pid);
 }
 
 /* Ours to give: published by this very process (not a fork child's copy). */
 static int own_segment(void)
 {
-	return atomic_load(&pub_state) == PUB_DONE && segment && segment_pid == (int)cs_raw0(SYS_getpid);
+	return cs_once_done(&pub_state) && segment && segment_pid == (int)cs_raw0(SYS_getpid);
 }
 
 long cs_stats_owner_change(uid_t uid)
@@ -239,6 +234,6 @@ void cs_stats_owner_restore(long prev)
 
 void cs_stats_mode_changed(void)
 {
-	if (atomic_load(&pub_state) == PUB_DONE && segment)
+	if (cs_once_done(&pub_state) && segment)
 		copy_str(segment->mode, sizeof segment->mode, cs_process_mode_name());
 }

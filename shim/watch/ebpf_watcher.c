@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/once.h"
 #include "base/process.h"
 #include "base/raw_syscall.h"
 #include "cancel/disconnect.h"
@@ -194,7 +195,7 @@ enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
 		defer_unavailable(fail_level, why);
 		return CS_EBPF_OFF;
 	}
-	atomic_store(&cs_proc.ebpf_state, CS_EBPF_IDLE);
+	cs_once_reset(&cs_proc.ebpf_state);	/* loaded when first needed */
 	return CS_EBPF_IDLE;
 }
 
@@ -340,22 +341,22 @@ fail:
  * that did not listen. About 60 system calls and 10-30 ms, once. */
 static void load_once(void)
 {
-	int expected = CS_EBPF_IDLE, busy = cs_tls.busy;
+	int busy = cs_tls.busy;
 
-	if (!atomic_compare_exchange_strong(&cs_proc.ebpf_state, &expected, CS_EBPF_LOADING))
-		return;
+	if (!cs_once_begin(&cs_proc.ebpf_state))
+		return;	/* off, loaded, failed, or another thread is at it */
 	cs_tls.busy = 1;	/* the skeleton's own calls pass straight through */
 	if (load() == 0) {
-		atomic_store(&cs_proc.ebpf_state, CS_EBPF_LIVE);
+		cs_once_end(&cs_proc.ebpf_state, 1);
 		cs_fd_for_each(0, CS_FD_MAX - 1, add_listener, NULL);
 		cs_stats_mode_changed();
 		cs_info("eBPF watcher attached");
 		/* A fork child that loads at its first accept may have its
 		 * machinery already (it is inherited). */
-		if (atomic_load(&cs_proc.machinery) == CS_MACH_RUNNING)
+		if (cs_once_done(&cs_proc.machinery))
 			start_reading();
 	} else {
-		atomic_store(&cs_proc.ebpf_state, CS_EBPF_FAILED);
+		cs_once_end(&cs_proc.ebpf_state, 0);
 	}
 	cs_tls.busy = busy;
 }
@@ -363,13 +364,12 @@ static void load_once(void)
 void cs_ebpf_wait_load(void)
 {
 	/* The loading thread's own closes (busy) must not wait for itself. */
-	if (__builtin_expect(atomic_load_explicit(&cs_proc.ebpf_state, memory_order_acquire) != CS_EBPF_LOADING, 1) || cs_tls.busy)
+	if (__builtin_expect(!cs_once_running(&cs_proc.ebpf_state), 1) || cs_tls.busy)
 		return;
 	/* A clone() child of a process caught loading has no loader: its
 	 * reset makes the state IDLE again. */
 	cs_process_check();
-	while (atomic_load(&cs_proc.ebpf_state) == CS_EBPF_LOADING)
-		cs_raw0(SYS_sched_yield);
+	cs_once_wait(&cs_proc.ebpf_state);
 }
 
 /* ---- listeners ---------------------------------------------------------- */
@@ -728,7 +728,7 @@ void cs_ebpf_after_fork_child(void)
 	skel = NULL;
 	atomic_store(&need_poll, 0);
 	atomic_store(&ring_watched, 0);
-	atomic_store(&cs_proc.ebpf_state, CS_EBPF_IDLE);
+	cs_once_reset(&cs_proc.ebpf_state);	/* the child loads its own */
 }
 
 int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS])
@@ -767,7 +767,7 @@ void cs_ebpf_own_fd_moved(int from, int to)
  * instance may be blind from now on, so epoll watches every connection. */
 void cs_ebpf_own_fd_lost(int fd)
 {
-	int i, expected = CS_EBPF_LIVE;
+	int i;
 
 	for (i = 0; i < n_own && own_fds[i] != fd; i++)
 		;
@@ -776,7 +776,7 @@ void cs_ebpf_own_fd_lost(int fd)
 	for (; i + 1 < n_own; i++)
 		own_fds[i] = own_fds[i + 1];
 	n_own--;
-	if (atomic_compare_exchange_strong(&cs_proc.ebpf_state, &expected, CS_EBPF_FAILED)) {
+	if (cs_once_revoke(&cs_proc.ebpf_state)) {
 		cs_log_failure(CS_LOG_WARN, "the application closed the eBPF watcher's descriptor %d behind the shim's back; using epoll", fd);
 		host.rewatch_all();
 	}

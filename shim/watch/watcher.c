@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 
 #include "base/log.h"
+#include "base/once.h"
 #include "base/process.h"
 #include "base/raw_syscall.h"
 #include "base/real.h"
@@ -34,9 +35,8 @@
 #include "track/fdtable.h"
 #include "watch/ebpf_watcher.h"
 
-enum { IDLE, STARTING, RUNNING, FAILED };
-
-static _Atomic int state = IDLE;
+/* Started once (base/once.h); DONE while the thread and its set exist. */
+static cs_once state = CS_ONCE_IDLE;
 /* The watcher's epoll set, marked as the shim's own in the table (the close
  * wrappers spare it, dup2 onto it moves it first). -1 while none. */
 static _Atomic int epfd = -1;
@@ -111,7 +111,8 @@ static void *watch(void *arg)
 	return NULL;
 }
 
-/* A new epoll set and a thread to wait on it; the caller holds STARTING. */
+/* A new epoll set and a thread to wait on it; the caller holds the state
+ * word RUNNING. */
 static int spawn(void)
 {
 	pthread_attr_t attr;
@@ -151,17 +152,14 @@ static int spawn(void)
 
 int cs_watcher_start(void)
 {
-	int expected = IDLE, err;
+	int err;
 
-	if (!atomic_compare_exchange_strong(&state, &expected, STARTING)) {
-		/* Someone else is starting it; their registration attempt and
-		 * ours both need the epoll set, which exists once RUNNING. */
-		while ((expected = atomic_load(&state)) == STARTING)
-			cs_raw0(SYS_sched_yield);
-		return expected == RUNNING ? 0 : -EAGAIN;
-	}
+	/* Someone else is starting it: their registration attempt and ours
+	 * both need the epoll set, which exists once DONE. */
+	if (!cs_once_begin(&state))
+		return cs_once_wait(&state) == CS_ONCE_DONE ? 0 : -EAGAIN;
 	err = spawn();
-	atomic_store(&state, err ? FAILED : RUNNING);
+	cs_once_end(&state, !err);
 	if (!err)
 		cs_info("watcher started");
 	return err;
@@ -183,17 +181,16 @@ static void rewatch(int fd, _Atomic uint64_t *slot, void *arg)
 
 void cs_watcher_lost(int fd)
 {
-	int expected = RUNNING, nfd, ring;
+	int nfd, ring;
 
 	if (fd < 0 || atomic_load(&epfd) != fd)
 		return;	/* not ours, or already replaced */
-	if (!atomic_compare_exchange_strong(&state, &expected, STARTING)) {
-		while (atomic_load(&state) == STARTING)
-			cs_raw0(SYS_sched_yield);
+	if (!cs_once_redo(&state)) {	/* another thread replaces it */
+		cs_once_wait(&state);
 		return;
 	}
 	if (atomic_load(&epfd) != fd) {
-		atomic_store(&state, RUNNING);
+		cs_once_end(&state, 1);
 		return;
 	}
 	if (!atomic_exchange(&lost_said, 1))
@@ -201,7 +198,7 @@ void cs_watcher_lost(int fd)
 	atomic_store(&epfd, -1);
 	forget_own(fd);	/* whatever has that number now is not ours */
 	if (spawn()) {
-		atomic_store(&state, FAILED);
+		cs_once_end(&state, 0);
 		return;
 	}
 	nfd = atomic_load(&epfd);
@@ -212,14 +209,14 @@ void cs_watcher_lost(int fd)
 		cs_raw4(SYS_epoll_ctl, nfd, EPOLL_CTL_ADD, ring, &ev);
 	}
 	cs_fd_for_each(0, CS_FD_MAX - 1, rewatch, &nfd);
-	atomic_store(&state, RUNNING);
+	cs_once_end(&state, 1);
 }
 
 void cs_watcher_rewatch_all(void)
 {
 	int fd;
 
-	if (atomic_load(&state) != RUNNING && cs_watcher_start())
+	if (!cs_once_done(&state) && cs_watcher_start())
 		return;
 	fd = atomic_load(&epfd);
 	if (fd >= 0)
@@ -299,7 +296,7 @@ int cs_watcher_watch_ring(int fd)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = RING_DATA };
 	int err;
 
-	if (atomic_load(&state) != RUNNING && (err = cs_watcher_start()))
+	if (!cs_once_done(&state) && (err = cs_watcher_start()))
 		return err;
 	atomic_store(&ring_fd, fd);
 	return (int)cs_raw4(SYS_epoll_ctl, atomic_load(&epfd), EPOLL_CTL_ADD, fd, &ev);
@@ -319,7 +316,7 @@ int cs_watcher_add(int fd, uint64_t slot)
 		cs_ebpf_confirm_pending(fd, slot);
 		return 0;
 	}
-	if (atomic_load(&state) != RUNNING) {
+	if (!cs_once_done(&state)) {
 		int err = cs_watcher_start();
 		if (err)
 			return err;
@@ -333,8 +330,7 @@ int cs_watcher_add(int fd, uint64_t slot)
 	for (int attempt = 0;; attempt++) {
 		int set = atomic_load(&epfd);
 		if (set < 0) {	/* being replaced */
-			while (atomic_load(&state) == STARTING)
-				cs_raw0(SYS_sched_yield);
+			cs_once_wait(&state);
 			if ((set = atomic_load(&epfd)) < 0)
 				return -EAGAIN;
 		}
@@ -365,5 +361,5 @@ void cs_watcher_after_fork_child(void)
 	}
 	atomic_store(&ring_fd, -1);
 	atomic_fetch_add(&set_gen, 1);
-	atomic_store(&state, IDLE);
+	cs_once_reset(&state);	/* the parent's thread is not in the child */
 }

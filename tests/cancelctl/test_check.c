@@ -46,6 +46,24 @@ static bool has_reason(const char *json, const char *code)
 	return !strcmp(json_eval(json, expr), "True");
 }
 
+/* The text check gives for reason code. */
+static const char *reason_text(const char *json, const char *code)
+{
+	char expr[160];
+	snprintf(expr, sizeof expr, "[x['text'] for x in d['reasons'] if x['code'] == '%s'][0]", code);
+	return json_eval(json, expr);
+}
+
+/* check_json, then its exit status and, unless NULL, one of its reasons. */
+static void expect_verdict(const char *lib, const char *file, const char *const env[], int status,
+			   const char *reason, struct proc_result *r)
+{
+	check_json(lib, file, env, r);
+	cr_assert_eq(r->status, status, "%s: exit %d, not %d\n%s%s", file, r->status, status, r->out, r->err);
+	if (reason)
+		cr_assert(has_reason(r->out, reason), "no reason %s:\n%s", reason, r->out);
+}
+
 /* The imports, as "name:from1,from2 name2:from..." sorted by name. */
 static const char *imports_of(const char *json)
 {
@@ -150,8 +168,7 @@ Test(check, text_output_is_for_people)
 Test(check, a_dynamic_program_calling_read_and_recv)
 {
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, CS_TEST_PROBE, NULL, &r);
-	cr_assert_eq(r.status, 0, "%s", r.out);
+	expect_verdict(CS_TEST_FAKESHIM, CS_TEST_PROBE, NULL, 0, NULL, &r);
 	cr_assert_str_eq(imports_of(r.out), "accept:probe read:probe recv:probe");
 	cr_assert_str_eq(json_eval(r.out, "d['kind']"), "pie-executable");
 	cr_assert_str_eq(json_eval(r.out, "d['go'], d['io_uring'], d['secure_execution']"),
@@ -165,9 +182,7 @@ Test(check, a_dynamic_program_calling_read_and_recv)
 Test(check, a_library_that_interposes_nothing_the_program_calls)
 {
 	struct proc_result r;
-	check_json(CS_TEST_NOTHING, CS_TEST_PROBE, NULL, &r);
-	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert(has_reason(r.out, "no-interposed-calls"), "%s", r.out);
+	expect_verdict(CS_TEST_NOTHING, CS_TEST_PROBE, NULL, 1, "no-interposed-calls", &r);
 	proc_free(&r);
 }
 
@@ -186,9 +201,7 @@ Test(check, statically_linked_is_unsupported)
 	if (!CS_TEST_STATIC[0])
 		cr_skip_test("this compiler cannot link statically");
 	struct proc_result r;
-	check_json(NULL, CS_TEST_STATIC, NULL, &r);
-	cr_assert_eq(r.status, 2, "%s", r.out);
-	cr_assert(has_reason(r.out, "static"), "%s", r.out);
+	expect_verdict(NULL, CS_TEST_STATIC, NULL, 2, "static", &r);
 	cr_assert_str_eq(json_eval(r.out, "d['kind']"), "static-executable");
 	cr_assert_str_eq(json_eval(r.out, "d['interpreter']"), "None");
 	proc_free(&r);
@@ -201,9 +214,7 @@ Test(check, static_pie_is_unsupported)
 	const char *args[] = { "-static-pie", "-o", exe, src, NULL };
 	compile(args);
 	struct proc_result r;
-	check_json(NULL, exe, NULL, &r);
-	cr_assert_eq(r.status, 2, "%s", r.out);
-	cr_assert(has_reason(r.out, "static"), "%s", r.out);
+	expect_verdict(NULL, exe, NULL, 2, "static", &r);
 	cr_assert_str_eq(json_eval(r.out, "d['kind']"), "static-pie-executable");
 	proc_free(&r);
 }
@@ -211,24 +222,18 @@ Test(check, static_pie_is_unsupported)
 Test(check, go_binary_is_unsupported)
 {
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, CS_TEST_GO, NULL, &r);
-	cr_assert_eq(r.status, 2, "%s", r.out);
-	cr_assert(has_reason(r.out, "go"), "%s", r.out);
+	expect_verdict(CS_TEST_FAKESHIM, CS_TEST_GO, NULL, 2, "go", &r);
 	cr_assert_str_eq(json_eval(r.out, "d['go']"), ".go.buildinfo");
-	cr_assert(strstr(json_eval(r.out, "[x['text'] for x in d['reasons'] if x['code'] == 'go'][0]"),
-			 "system calls itself"), "%s", r.out);
+	cr_assert(strstr(reason_text(r.out, "go"), "system calls itself"), "%s", r.out);
 	proc_free(&r);
 }
 
 Test(check, io_uring_is_partial)
 {
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, CS_TEST_URING, NULL, &r);
-	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert(has_reason(r.out, "io-uring"), "%s", r.out);
+	expect_verdict(CS_TEST_FAKESHIM, CS_TEST_URING, NULL, 1, "io-uring", &r);
 	cr_assert_str_eq(json_eval(r.out, "d['io_uring']"), "True");
-	cr_assert(strstr(json_eval(r.out, "[x['text'] for x in d['reasons'] if x['code'] == 'io-uring'][0]"),
-			 "io_uring_setup"), "%s", r.out);
+	cr_assert(strstr(reason_text(r.out, "io-uring"), "io_uring_setup"), "%s", r.out);
 	proc_free(&r);
 }
 
@@ -247,18 +252,25 @@ static const char *setid_copy(const char *name, uid_t uid, gid_t gid, mode_t bit
 	return copy;
 }
 
+/* A set-id copy that makes the loader ignore the shim: unsupported, with its
+ * reason. Skipped where the mount ignores the bits. */
+static void expect_secure_exec(const char *copy, struct proc_result *r)
+{
+	check_json(CS_TEST_FAKESHIM, copy, NULL, r);
+	if (!strcmp(json_eval(r->out, "d['nosuid_mount']"), "True"))
+		cr_skip_test("the build tree is on a nosuid mount");
+	cr_assert_eq(r->status, 2, "%s", r->out);
+	cr_assert(has_reason(r->out, "secure-exec"), "%s", r->out);
+}
+
 Test(check, setuid_to_another_user_is_unsupported)
 {
 	const char *copy = setid_copy("probe-setuid-nobody", 65534, 0, S_ISUID);
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, copy, NULL, &r);
-	if (!strcmp(json_eval(r.out, "d['nosuid_mount']"), "True"))
-		cr_skip_test("the build tree is on a nosuid mount");
-	cr_assert_eq(r.status, 2, "%s", r.out);
-	cr_assert(has_reason(r.out, "secure-exec"), "%s", r.out);
+	expect_secure_exec(copy, &r);
 	cr_assert_str_eq(json_eval(r.out, "d['setuid'], d['secure_execution'], d['owner']['uid']"),
 			 "(True, True, 65534)");
-	const char *text = json_eval(r.out, "[x['text'] for x in d['reasons'] if x['code'] == 'secure-exec'][0]");
+	const char *text = reason_text(r.out, "secure-exec");
 	cr_expect(strstr(text, "secure-execution mode"), "%s", text);
 	cr_expect(strstr(text, "ignores every LD_PRELOAD entry containing a slash"), "%s", text);
 	cr_expect(strstr(text, "run it as nobody"), "%s", text);
@@ -269,11 +281,7 @@ Test(check, setgid_to_another_group_is_unsupported)
 {
 	const char *copy = setid_copy("probe-setgid", 0, 65534, S_ISGID);
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, copy, NULL, &r);
-	if (!strcmp(json_eval(r.out, "d['nosuid_mount']"), "True"))
-		cr_skip_test("the build tree is on a nosuid mount");
-	cr_assert_eq(r.status, 2, "%s", r.out);
-	cr_assert(has_reason(r.out, "secure-exec"), "%s", r.out);
+	expect_secure_exec(copy, &r);
 	cr_assert_str_eq(json_eval(r.out, "d['setgid'], d['secure_execution']"), "(True, True)");
 	proc_free(&r);
 }
@@ -282,9 +290,7 @@ Test(check, setuid_to_yourself_is_partial)
 {
 	const char *copy = setid_copy("probe-setuid-root", 0, 0, S_ISUID);
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, copy, NULL, &r);
-	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert(has_reason(r.out, "secure-exec-others"), "%s", r.out);
+	expect_verdict(CS_TEST_FAKESHIM, copy, NULL, 1, "secure-exec-others", &r);
 	cr_assert_str_eq(json_eval(r.out, "d['setuid'], d['secure_execution']"), "(True, False)");
 	proc_free(&r);
 }
@@ -296,8 +302,7 @@ Test(check, a_script_is_checked_through_its_interpreter)
 	int n = snprintf(text, sizeof text, "#!%s --flag\necho hi\n", CS_TEST_PROBE);
 	write_file(script, text, (size_t)n, 0755);
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, script, NULL, &r);
-	cr_assert_eq(r.status, 0, "%s", r.out);
+	expect_verdict(CS_TEST_FAKESHIM, script, NULL, 0, NULL, &r);
 	cr_assert_str_eq(json_eval(r.out, "d['path']"), CS_TEST_PROBE);
 	char expr[PATH_MAX + 64];
 	snprintf(expr, sizeof expr, "d['scripts'] == ['%s']", script);
@@ -316,8 +321,7 @@ Test(check, env_in_a_script_is_followed_through_path)
 	snprintf(path_env, sizeof path_env, "PATH=%s:/usr/bin:/bin", dir);
 	const char *env[] = { path_env, NULL };
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, script, env, &r);
-	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	expect_verdict(CS_TEST_FAKESHIM, script, env, 0, NULL, &r);
 	cr_assert_str_eq(json_eval(r.out, "d['path']"), CS_TEST_PROBE);
 	cr_assert_str_eq(json_eval(r.out, "d['scripts'][1]"), "/usr/bin/env");
 	proc_free(&r);
@@ -481,9 +485,7 @@ Test(check, runpath_serves_only_direct_needs)
 	 * libcsdep.so: ld.so would not find it, nor must check. */
 	const char *prog = layout("-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib", "");
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, prog, NULL, &r);
-	cr_assert_eq(r.status, 1, "%s", r.out);
-	cr_assert(has_reason(r.out, "missing-library"), "%s", r.out);
+	expect_verdict(CS_TEST_FAKESHIM, prog, NULL, 1, "missing-library", &r);
 	cr_assert_str_eq(lib_path(r.out, "libcsdep.so"), "[None]", "%s", r.out);
 	assert_oracle_libraries(r.out, NULL);
 	proc_free(&r);
@@ -494,8 +496,7 @@ Test(check, runpath_of_each_library_with_origin)
 	const char *prog = layout("-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib",
 				  "-Wl,--enable-new-dtags,-rpath,${ORIGIN}");
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, prog, NULL, &r);
-	cr_assert_eq(r.status, 0, "%s", r.out);
+	expect_verdict(CS_TEST_FAKESHIM, prog, NULL, 0, NULL, &r);
 	assert_oracle_libraries(r.out, NULL);
 	proc_free(&r);
 }
@@ -513,8 +514,7 @@ Test(check, ld_library_path_is_searched)
 	char llp[PATH_MAX + 32];
 	snprintf(llp, sizeof llp, "LD_LIBRARY_PATH=/nonexistent:%s/lib", scratch_dir());
 	const char *env[] = { llp, NULL };
-	check_json(CS_TEST_FAKESHIM, prog, env, &r);
-	cr_assert_eq(r.status, 0, "%s", r.out);
+	expect_verdict(CS_TEST_FAKESHIM, prog, env, 0, NULL, &r);
 	assert_oracle_libraries(r.out, env);
 	proc_free(&r);
 }
@@ -524,9 +524,8 @@ Test(check, a_missing_library_is_reported)
 	const char *prog = layout("-Wl,--disable-new-dtags,-rpath,$ORIGIN/../lib", "");
 	unlink(scratch_path("lib/libcsdep.so"));
 	struct proc_result r;
-	check_json(CS_TEST_FAKESHIM, prog, NULL, &r);
-	cr_assert_eq(r.status, 1, "%s", r.out);
-	const char *text = json_eval(r.out, "[x['text'] for x in d['reasons'] if x['code'] == 'missing-library'][0]");
+	expect_verdict(CS_TEST_FAKESHIM, prog, NULL, 1, NULL, &r);
+	const char *text = reason_text(r.out, "missing-library");
 	cr_assert(strstr(text, "libcsdep.so (needed by libcsneeded.so)"), "%s", text);
 	assert_oracle_libraries(r.out, NULL);
 	proc_free(&r);
@@ -561,8 +560,7 @@ Test(check, php_extension_is_covered_by_the_dlopen_hook)
 	check_json(NULL, ext, NULL, &r);
 	cr_assert(has_reason(r.out, "php-extension"), "%s", r.out);
 	cr_assert_eq(r.status, 0, "with the hook a PHP extension is supported: %s", r.out);
-	cr_expect(strstr(json_eval(r.out, "[x['text'] for x in d['reasons'] if x['code'] == 'php-extension'][0]"),
-			 "dlopen hook"), "%s", r.out);
+	cr_expect(strstr(reason_text(r.out, "php-extension"), "dlopen hook"), "%s", r.out);
 	proc_free(&r);
 
 	check_json(CS_TEST_FAKESHIM, ext, NULL, &r);
@@ -576,8 +574,7 @@ Test(check, dlopen_callers_are_told_what_is_not_checked)
 	struct proc_result r;
 	check_json(NULL, "/usr/bin/python3", NULL, &r);
 	cr_assert(has_reason(r.out, "dlopen"), "%s", r.out);
-	cr_expect(strstr(json_eval(r.out, "[x['text'] for x in d['reasons'] if x['code'] == 'dlopen'][0]"),
-			 "RTLD_DEEPBIND"), "%s", r.out);
+	cr_expect(strstr(reason_text(r.out, "dlopen"), "RTLD_DEEPBIND"), "%s", r.out);
 	cr_expect(!has_reason(r.out, "php-extension") && !has_reason(r.out, "deepbind-library"), "%s", r.out);
 	proc_free(&r);
 }

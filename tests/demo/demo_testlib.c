@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
+
 extern char **environ;
 
 double now_ms(void)
@@ -133,22 +135,7 @@ int start_demo_server(struct proc *p, const char *arg1, const char *arg2)
 
 int connect_port(int port)
 {
-	struct sockaddr_in a = {
-		.sin_family = AF_INET,
-		.sin_port = htons((unsigned short)port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
+	return tl_connect_tcp("127.0.0.1", port, 5000);
 }
 
 int http_get(int port, const char *target, char *body, size_t size)

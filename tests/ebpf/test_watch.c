@@ -3,6 +3,7 @@
  * line (the program is attached from then on), drives connections, and reads
  * the events the watcher prints. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -119,12 +120,36 @@ static void open_conn(int lfd, const char *host, int port, size_t up, size_t dow
 	}
 }
 
+/* A listener on 127.0.0.1, its port in *port. */
+static int listener(int *port)
+{
+	int lfd = tl_listen_tcp("127.0.0.1", 0, port);
+	cr_assert(lfd >= 0, "listen: %s", strerror(errno));
+	return lfd;
+}
+
+/* Closes one end and waits until the other has read the EOF: the kernel
+ * has taken the connection past CLOSE_WAIT, and any event it makes is out. */
+static void close_until_seen(int closing, int peer)
+{
+	char buf[8];
+
+	close(closing);
+	cr_assert(tl_read_some(peer, buf, sizeof buf, 2000) == 0, "the peer never read the EOF");
+}
+
+/* The text "\"name\":value," of an event's JSON, in key. */
+static const char *json_field(char key[48], const char *name, int value)
+{
+	snprintf(key, 48, "\"%s\":%d,", name, value);
+	return key;
+}
+
 /* The next event line for the connection whose client port is cport. */
 static char *wait_event(struct tl_proc *p, int cport)
 {
-	char key[32];
-	snprintf(key, sizeof key, "\"rport\":%d,", cport);
-	char *line = tl_proc_wait_line(p, key, 5000);
+	char key[48];
+	char *line = tl_proc_wait_line(p, json_field(key, "rport", cport), 5000);
 	cr_assert(line, "no event for client port %d; stdout so far:\n%s\nstderr:\n%s",
 		  cport, tl_proc_stdout(p), tl_proc_stderr(p));
 	return line;
@@ -160,29 +185,42 @@ static const char *port_args(int port, char *buf, size_t len)
 	return buf;
 }
 
+/* cancelctl watch --port port, watching. */
+static struct tl_proc *watch_port(int port)
+{
+	char pb[16];
+	return start_watch(NULL, (const char *[]){ "--port", port_args(port, pb, sizeof pb), NULL });
+}
+
+/* The next event of c (wait_event), checked by expect_event with t1 the
+ * moment it was read; the line, for more checks. */
+static char *next_event(struct tl_proc *w, const char *kind, const char *addr, int lport, const struct conn *c,
+			long long rx, long long tx, unsigned long long t0)
+{
+	char *line = wait_event(w, c->cport);
+	expect_event(line, kind, addr, lport, c, rx, tx, t0, tl_now_ns());
+	return line;
+}
+
 Test(watch, fin_and_rst_with_ports_age_and_bytes, .timeout = 30)
 {
 	need_root();
-	int port, lfd = tl_listen_tcp("127.0.0.1", 0, &port);
-	cr_assert(lfd >= 0);
-	char pb[16];
-	struct tl_proc *w = start_watch(NULL, (const char *[]){ "--port", port_args(port, pb, sizeof pb), NULL });
+	int port, lfd = listener(&port);
+	struct tl_proc *w = watch_port(port);
 	struct conn fin, rst;
 
 	/* The client closes: the server socket goes ESTABLISHED -> CLOSE_WAIT. */
 	open_conn(lfd, "127.0.0.1", port, 1234, 567, &fin);
 	unsigned long long t0 = tl_now_ns();
 	close(fin.client);
-	char *line = wait_event(w, fin.cport);
-	expect_event(line, "FIN", "127.0.0.1", port, &fin, 1234, 567, t0, tl_now_ns());
+	char *line = next_event(w, "FIN", "127.0.0.1", port, &fin, 1234, 567, t0);
 	free(line);
 
 	/* The client aborts (SO_LINGER 0): a reset. */
 	open_conn(lfd, "127.0.0.1", port, 4321, 765, &rst);
 	t0 = tl_now_ns();
 	tl_abort(rst.client);
-	line = wait_event(w, rst.cport);
-	expect_event(line, "RST", "127.0.0.1", port, &rst, 4321, 765, t0, tl_now_ns());
+	line = next_event(w, "RST", "127.0.0.1", port, &rst, 4321, 765, t0);
 	free(line);
 
 	free(stop_watch(w));
@@ -194,10 +232,8 @@ Test(watch, fin_and_rst_with_ports_age_and_bytes, .timeout = 30)
 Test(watch, fin_then_rst_on_the_same_connection, .timeout = 30)
 {
 	need_root();
-	int port, lfd = tl_listen_tcp("127.0.0.1", 0, &port);
-	cr_assert(lfd >= 0);
-	char pb[16];
-	struct tl_proc *w = start_watch(NULL, (const char *[]){ "--port", port_args(port, pb, sizeof pb), NULL });
+	int port, lfd = listener(&port);
+	struct tl_proc *w = watch_port(port);
 	struct conn c;
 
 	/* Half-close, then reset: two events, told apart, and the FIN's
@@ -205,13 +241,11 @@ Test(watch, fin_then_rst_on_the_same_connection, .timeout = 30)
 	open_conn(lfd, "127.0.0.1", port, 100, 200, &c);
 	unsigned long long t0 = tl_now_ns();
 	cr_assert(shutdown(c.client, SHUT_WR) == 0);
-	char *line = wait_event(w, c.cport);
-	expect_event(line, "FIN", "127.0.0.1", port, &c, 100, 200, t0, tl_now_ns());
+	char *line = next_event(w, "FIN", "127.0.0.1", port, &c, 100, 200, t0);
 	free(line);
 	t0 = tl_now_ns();
 	tl_abort(c.client);
-	line = wait_event(w, c.cport);
-	expect_event(line, "RST", "127.0.0.1", port, &c, 100, 200, t0, tl_now_ns());
+	line = next_event(w, "RST", "127.0.0.1", port, &c, 100, 200, t0);
 	free(line);
 
 	free(stop_watch(w));
@@ -225,16 +259,14 @@ Test(watch, ipv6, .timeout = 30)
 	int port, lfd = tl_listen_tcp("::1", 0, &port);
 	if (lfd < 0)
 		cr_skip_test("no IPv6 loopback here");
-	char pb[16];
-	struct tl_proc *w = start_watch(NULL, (const char *[]){ "--port", port_args(port, pb, sizeof pb), NULL });
+	struct tl_proc *w = watch_port(port);
 	struct conn c;
 
 	open_conn(lfd, "::1", port, 10, 20, &c);
 	unsigned long long t0 = tl_now_ns();
 	close(c.client);
-	char *line = wait_event(w, c.cport);
+	char *line = next_event(w, "FIN", "::1", port, &c, 10, 20, t0);
 	cr_expect(wj_str_is(line, "family", "ipv6"), "%s", line);
-	expect_event(line, "FIN", "::1", port, &c, 10, 20, t0, tl_now_ns());
 	free(line);
 	free(stop_watch(w));
 	close(c.server);
@@ -244,30 +276,24 @@ Test(watch, ipv6, .timeout = 30)
 Test(watch, port_filter_excludes_other_ports, .timeout = 30)
 {
 	need_root();
-	int port, other, lfd = tl_listen_tcp("127.0.0.1", 0, &port);
-	int ofd = tl_listen_tcp("127.0.0.1", 0, &other);
-	cr_assert(lfd >= 0 && ofd >= 0);
-	char pb[16];
-	struct tl_proc *w = start_watch(NULL, (const char *[]){ "--port", port_args(port, pb, sizeof pb), NULL });
+	int port, other, lfd = listener(&port), ofd = listener(&other);
+	struct tl_proc *w = watch_port(port);
 	struct conn excluded, included;
-	char buf[8];
 
 	/* First a disconnect on the other port, completed on the server side
 	 * (EOF read: the kernel has passed CLOSE_WAIT), then one on ours: the
 	 * ring buffer is ordered, so once ours is printed the other would
 	 * have been printed before it. */
 	open_conn(ofd, "127.0.0.1", other, 1, 1, &excluded);
-	close(excluded.client);
-	cr_assert(tl_read_some(excluded.server, buf, sizeof buf, 2000) == 0);
+	close_until_seen(excluded.client, excluded.server);
 	open_conn(lfd, "127.0.0.1", port, 1, 1, &included);
 	close(included.client);
 	free(wait_event(w, included.cport));
 	char *out = stop_watch(w);
-	char key[32];
-	snprintf(key, sizeof key, "\"lport\":%d,", other);
-	cr_expect(!strstr(out, key), "port %d was reported although --port %d:\n%s", other, port, out);
-	snprintf(key, sizeof key, "\"rport\":%d,", excluded.cport);
-	cr_expect(!strstr(out, key), "the other connection was reported:\n%s", out);
+	char key[48];
+	cr_expect(!strstr(out, json_field(key, "lport", other)), "port %d was reported although --port %d:\n%s", other,
+		  port, out);
+	cr_expect(!strstr(out, json_field(key, "rport", excluded.cport)), "the other connection was reported:\n%s", out);
 	close(excluded.server);
 	close(included.server);
 	close(lfd);
@@ -277,26 +303,23 @@ Test(watch, port_filter_excludes_other_ports, .timeout = 30)
 Test(watch, accepted_only_hides_outgoing_connections, .timeout = 30)
 {
 	need_root();
-	int port, lfd = tl_listen_tcp("127.0.0.1", 0, &port);
-	cr_assert(lfd >= 0);
+	int port, lfd = listener(&port);
 	struct tl_proc *w = start_watch(NULL, (const char *[]){ "--accepted", NULL });
 	struct conn out, in;
-	char buf[8];
 
 	/* The server closes first: the *client's* socket sees the FIN, an
 	 * outgoing connection that --accepted must hide. */
 	open_conn(lfd, "127.0.0.1", port, 1, 1, &out);
-	close(out.server);
-	cr_assert(tl_read_some(out.client, buf, sizeof buf, 2000) == 0);
+	close_until_seen(out.server, out.client);
 	open_conn(lfd, "127.0.0.1", port, 1, 1, &in);
 	close(in.client);
 	char *line = wait_event(w, in.cport);
 	cr_expect(wj_str_is(line, "dir", "in"), "%s", line);
 	free(line);
 	char *text = stop_watch(w);
-	char key[32];
-	snprintf(key, sizeof key, "\"lport\":%d,", out.cport);
-	cr_expect(!strstr(text, key), "an outgoing connection was shown with --accepted:\n%s", text);
+	char key[48];
+	cr_expect(!strstr(text, json_field(key, "lport", out.cport)), "an outgoing connection was shown with --accepted:\n%s",
+		  text);
 	close(out.client);
 	close(in.server);
 	close(lfd);
@@ -305,8 +328,7 @@ Test(watch, accepted_only_hides_outgoing_connections, .timeout = 30)
 Test(watch, table_by_default, .timeout = 30)
 {
 	need_root();
-	int port, lfd = tl_listen_tcp("127.0.0.1", 0, &port);
-	cr_assert(lfd >= 0);
+	int port, lfd = listener(&port);
 	char pb[16];
 	const char *argv[] = { cancelctl(), "watch", "--port", port_args(port, pb, sizeof pb),
 			       "--duration", "30", NULL };
@@ -385,8 +407,7 @@ Test(watch, capabilities_are_enough_without_root, .timeout = 30)
 {
 	need_root();
 	char *dir, *copy = public_cancelctl(&dir);
-	int port, lfd = tl_listen_tcp("127.0.0.1", 0, &port);
-	cr_assert(lfd >= 0);
+	int port, lfd = listener(&port);
 	char pb[16];
 	const char *prefix[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 				 "--inh-caps=+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon", NULL };
@@ -397,8 +418,7 @@ Test(watch, capabilities_are_enough_without_root, .timeout = 30)
 	open_conn(lfd, "127.0.0.1", port, 5, 6, &c);
 	unsigned long long t0 = tl_now_ns();
 	close(c.client);
-	char *line = wait_event(w, c.cport);
-	expect_event(line, "FIN", "127.0.0.1", port, &c, 5, 6, t0, tl_now_ns());
+	char *line = next_event(w, "FIN", "127.0.0.1", port, &c, 5, 6, t0);
 	free(line);
 	free(stop_watch(w));
 	close(c.server);

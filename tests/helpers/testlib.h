@@ -139,7 +139,31 @@ unsigned tl_upstream_count(struct tl_upstream *u, const char *substr);
 /* Wait until a received line contains substr (the caller has sent it and is
  * now waiting for the answer). True if one did before the deadline. */
 bool tl_upstream_wait(struct tl_upstream *u, const char *substr, int timeout_ms);
+/* For requests whose calls are lines "ID 1", "ID 2"...: waits for id's
+ * next call (one more than it has made so far), the moment its handler
+ * waits for that answer. The call's number, or 0 if it never came. */
+unsigned tl_upstream_next_call(struct tl_upstream *u, const char *id, int timeout_ms);
 void tl_upstream_stop(struct tl_upstream *u); /* closes everything, joins */
+
+/* ---- Servers under test ------------------------------------------------ */
+
+/* When a started server is ready: every condition set holds, checked in
+ * this order, each within timeout_ms. */
+struct tl_ready {
+	const char *file, *file_text;	/* file holds file_text (a log line) */
+	const char *err_text;		/* its stderr holds this */
+	const char *out_line;		/* a line of its stdout holds this */
+	int port;			/* 127.0.0.1:port accepts connections */
+	int timeout_ms;
+	const char *log;		/* a file shown if it never gets ready */
+};
+
+/* tl_spawn, then waits for ready. The process, with the stdout line that
+ * matched out_line in *line (malloc'd; line may be NULL); or NULL, the
+ * process killed and freed, with *why (malloc'd) saying what it never did,
+ * its stderr and the log. */
+struct tl_proc *tl_server_start(const char *const argv[], const char *const env[], unsigned flags,
+				const struct tl_ready *ready, char **line, char **why);
 
 /* ---- Time, text, files --------------------------------------------------- */
 
@@ -170,6 +194,18 @@ int tl_write_file(const char *path, const void *data, size_t len);
 
 /* Poll path (every few ms) until its contents contain substr. */
 bool tl_wait_file_contains(const char *path, const char *substr, int timeout_ms);
+/* The same, then the first line of path containing substr (malloc'd, no
+ * newline), or NULL on timeout. */
+char *tl_wait_file_line(const char *path, const char *substr, int timeout_ms);
+
+/* dir/name as a malloc'd string, "" if it cannot be read (for messages). */
+char *tl_read_in(const char *dir, const char *name);
+/* Writes dir/name; its malloc'd path, or NULL. */
+char *tl_write_in(const char *dir, const char *name, const void *data, size_t len);
+
+/* len bytes of 'a'..'z' in a pseudo-random order that seed decides
+ * (malloc'd, not NUL-terminated): a body whose every byte can be checked. */
+char *tl_pattern(size_t len, unsigned seed);
 
 /* malloc'd sprintf. Aborts the process on out-of-memory. */
 char *tl_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -233,6 +233,18 @@ bool tl_upstream_wait(struct tl_upstream *u, const char *substr, int timeout_ms)
 	return found;
 }
 
+unsigned tl_upstream_next_call(struct tl_upstream *u, const char *id, int timeout_ms)
+{
+	char *prefix = tl_strdupf("%s ", id);
+	unsigned n = tl_upstream_count(u, prefix) + 1;
+	char *next = tl_strdupf("%s %u", id, n);
+	bool came = tl_upstream_wait(u, next, timeout_ms);
+
+	free(prefix);
+	free(next);
+	return came ? n : 0;
+}
+
 void tl_upstream_stop(struct tl_upstream *u)
 {
 	if (!u)

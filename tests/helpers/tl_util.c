@@ -193,3 +193,13 @@ bool tl_wait_file_contains(const char *path, const char *substr, int timeout_ms)
 		poll(NULL, 0, 5);
 	}
 }
+
+char *tl_wait_file_line(const char *path, const char *substr, int timeout_ms)
+{
+	if (!tl_wait_file_contains(path, substr, timeout_ms))
+		return NULL;
+	char *text = tl_read_file(path, NULL);
+	char *line = tl_find_line(text, substr);
+	free(text);
+	return line;
+}

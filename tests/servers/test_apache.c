@@ -46,14 +46,6 @@ static void stop_all(void)
 
 TestSuite(servers, .timeout = 90, .fini = stop_all);
 
-static char *file_text(const char *name)
-{
-	char *path = tl_strdupf("%s/%s", dir, name);
-	char *s = tl_read_file(path, NULL);
-	free(path);
-	return s ? s : strdup("");
-}
-
 /* mpm is "prefork" or "event"; extra is appended to the config. */
 static void start(const char *mpm, const char *extra)
 {
@@ -85,16 +77,15 @@ static void start(const char *mpm, const char *extra)
 				"SetEnv EVENTS %4$s\n"
 				"%5$s",
 				dir, port, mpm, events, extra);
-	char *path = tl_strdupf("%s/httpd.conf", dir);
-	cr_assert_eq(tl_write_file(path, conf, strlen(conf)), 0);
+	char *path = tl_write_in(dir, "httpd.conf", conf, strlen(conf));
+	cr_assert_not_null(path);
 	const char *argv[] = { APACHE, "-f", path, "-DFOREGROUND", NULL };
 	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
-	httpd = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(httpd, "spawn apache2: %s", strerror(errno));
-	if (!tl_wait_port("127.0.0.1", port, 15000)) {
-		char *log = file_text("error.log"), *err = tl_proc_stderr(httpd);
-		cr_assert_fail("apache2 is not listening after 15 s:\n%s\n%s", log, err);
-	}
+	char *log = tl_strdupf("%s/error.log", dir), *why;
+	struct tl_ready ready = { .port = port, .timeout_ms = 15000, .log = log };
+	httpd = tl_server_start(argv, env, TL_SHIM, &ready, NULL, &why);
+	cr_assert_not_null(httpd, "%s", why);
+	free(log);
 	free(conf);
 	free(path);
 }
@@ -126,12 +117,7 @@ static void read_body(int fd, const char *body)
 
 static char *event(const char *mark, int timeout_ms)
 {
-	if (!tl_wait_file_contains(events, mark, timeout_ms))
-		return NULL;
-	char *text = tl_read_file(events, NULL);
-	char *line = tl_find_line(text, mark);
-	free(text);
-	return line;
+	return tl_wait_file_line(events, mark, timeout_ms);
 }
 
 static bool stopped(pid_t pid)
@@ -151,7 +137,7 @@ static bool stopped(pid_t pid)
 /* No child died of a signal, nothing alarming in the error log. */
 static void assert_error_log_clean(void)
 {
-	char *log = file_text("error.log");
+	char *log = tl_read_in(dir, "error.log");
 	static const char *bad[] = { "exit signal", "[core:alert]", "[mpm_prefork:alert]",
 				     "[mpm_event:alert]", "[core:crit]", "Segmentation", NULL };
 	for (int i = 0; bad[i]; i++)
@@ -189,7 +175,7 @@ Test(servers, apache_prefork_cgi_client_close)
 		usleep(1000);
 	double ms = (tl_now_ns() - t0) / 1e6;
 	cr_log_info("apache prefork: CGI script gone %.1f ms after the client left", ms);
-	char *log = ms > STOP_BUDGET_MS ? file_text("error.log") : NULL;
+	char *log = ms > STOP_BUDGET_MS ? tl_read_in(dir, "error.log") : NULL;
 	cr_assert_leq(ms, STOP_BUDGET_MS, "the CGI script (pid %lld) still ran %.0f ms after its "
 		      "client left:\n%s", pid_a, ms, log);
 	char *elog = tl_strdupf("%s/error.log", dir);
@@ -242,10 +228,8 @@ static void mod_php_upstream_client_close(const char *script)
 	cr_assert(tl_upstream_wait(up, "A 2", 10000), "A never reached the upstream");
 	int b = get(url_b);
 	cr_assert(tl_upstream_wait(up, "B 1", 10000), "B never reached the upstream");
-	unsigned a_calls = tl_upstream_count(up, "A ") + 1;
-	char *a_next = tl_strdupf("A %u", a_calls);
-	cr_assert(tl_upstream_wait(up, a_next, 5000), "A's call %u never came", a_calls);
-	free(a_next);
+	unsigned a_calls = tl_upstream_next_call(up, "A", 5000);
+	cr_assert(a_calls, "A's next call never came");
 	uint64_t t_close = tl_now_ns();
 	close(a);
 
@@ -290,22 +274,12 @@ Test(servers, apache_prefork_mod_php_curl_client_close)
 	mod_php_upstream_client_close("curl.php");
 }
 
-static char *pattern(size_t len, unsigned seed)
-{
-	char *b = malloc(len);
-	for (size_t i = 0; i < len; i++) {
-		seed = seed * 1103515245u + 12345u;
-		b[i] = 'a' + (seed >> 16) % 26;
-	}
-	return b;
-}
-
 Test(servers, apache_event_aborting_clients_under_load)
 {
 	char *www = NULL;
 	char *extra = NULL;
 	/* The site lives in the temp dir, made before the config names it. */
-	char *big = pattern(BIG_LEN, 1), *small = pattern(SMALL_LEN, 2);
+	char *big = tl_pattern(BIG_LEN, 1), *small = tl_pattern(SMALL_LEN, 2);
 	char *site = tl_tmpdir("apache-www");
 	cr_assert_not_null(site);
 	cr_assert_eq(chmod(site, 0755), 0);
@@ -343,7 +317,7 @@ Test(servers, apache_event_aborting_clients_under_load)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "apache stop status %#x", st);
 	assert_error_log_clean();
 	/* The children's stderr is the error log: the shim's lines are there. */
-	char *err = tl_proc_stderr(httpd), *log = file_text("error.log");
+	char *err = tl_proc_stderr(httpd), *log = tl_read_in(dir, "error.log");
 	char *both = tl_strdupf("%s\n%s", err, log);
 	cr_assert(strstr(both, SHIM_ACTIVE_MARK), "the shim is not active");
 	cr_assert(tl_count(log, "debug: bind conn="), "no shim line from the children");

@@ -52,10 +52,10 @@ static void abort_one_of_two(const char *work, const char *failing_call, bool rs
 	char *uport = tl_strdupf("%d", tl_upstream_port(up));
 	const char *argv[] = { server, uport, work, NULL };
 	const char *env[] = { "CANCELSHIM_LOG=info", NULL };
-	p = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(p, "spawn %s: %s", server, strerror(errno));
-	char *line = tl_proc_wait_line(p, "listening port=", 5000);
-	cr_assert_not_null(line, "forkserver did not start");
+	struct tl_ready ready = { .out_line = "listening port=", .timeout_ms = 5000 };
+	char *line, *why;
+	p = tl_server_start(argv, env, TL_SHIM, &ready, &line, &why);
+	cr_assert_not_null(p, "%s", why);
 	long long port;
 	cr_assert_eq(tl_field(line, "port", &port), 0);
 	free(line);

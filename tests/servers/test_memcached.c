@@ -97,9 +97,10 @@ Test(servers, memcached_aborting_clients_under_load)
 	const char *argv[] = { MEMCACHED, "-u", "nobody", "-l", "127.0.0.1", "-p", p, "-U", "0",
 			       "-t", "4", "-m", "64", NULL };
 	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
-	mc = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(mc, "spawn memcached: %s", strerror(errno));
-	cr_assert(tl_wait_port("127.0.0.1", port, 10000), "memcached is not listening");
+	struct tl_ready ready = { .port = port, .timeout_ms = 10000 };
+	char *why;
+	mc = tl_server_start(argv, env, TL_SHIM, &ready, NULL, &why);
+	cr_assert_not_null(mc, "%s", why);
 
 	char *big = malloc(BIG_LEN + 1);
 	memset(big, 'b', BIG_LEN);

@@ -15,10 +15,10 @@
 
 #include "http_client.h"
 #include "http_load.h"
+#include "nginx_conf.h"
 #include "shim_check.h"
 #include "testlib.h"
 
-#define NGINX "/usr/sbin/nginx"
 #define BIG_LEN (400 * 1024)
 #define SMALL_LEN 1000
 
@@ -27,22 +27,12 @@ static struct tl_proc *nginx;
 static int port, slow_port;
 static char *big, *small;
 
-static char *pattern(size_t len, unsigned seed)
-{
-	char *b = malloc(len);
-	for (size_t i = 0; i < len; i++) {
-		seed = seed * 1103515245u + 12345u;
-		b[i] = 'a' + (seed >> 16) % 26;
-	}
-	return b;
-}
-
 static void write_site(void)
 {
 	char *www = tl_strdupf("%s/www", dir);
 	cr_assert_eq(mkdir(www, 0755), 0);
-	big = pattern(BIG_LEN, 1);
-	small = pattern(SMALL_LEN, 2);
+	big = tl_pattern(BIG_LEN, 1);
+	small = tl_pattern(SMALL_LEN, 2);
 	char *p = tl_strdupf("%s/big.bin", www);
 	cr_assert_eq(tl_write_file(p, big, BIG_LEN), 0);
 	free(p);
@@ -52,23 +42,11 @@ static void write_site(void)
 	free(www);
 }
 
-static void write_config(void)
+static char *config(void)
 {
-	char *conf = tl_strdupf(
-		"daemon off;\n"
-		"master_process on;\n"
-		"worker_processes 2;\n"
-		"user root;\n"
-		"error_log %1$s/error.log info;\n"
-		"pid %1$s/nginx.pid;\n"
-		"events { worker_connections 1024; }\n"
-		"http {\n"
+	return tl_strdupf(
+		NGINX_CONF_HEAD("2", "1024")
 		"  access_log off;\n"
-		"  client_body_temp_path %1$s/tmp_body;\n"
-		"  proxy_temp_path %1$s/tmp_proxy;\n"
-		"  fastcgi_temp_path %1$s/tmp_fastcgi;\n"
-		"  uwsgi_temp_path %1$s/tmp_uwsgi;\n"
-		"  scgi_temp_path %1$s/tmp_scgi;\n"
 		"  keepalive_requests 1000;\n"
 		"  sendfile on;\n"
 		"  server {\n"
@@ -81,18 +59,6 @@ static void write_config(void)
 		"  }\n"
 		"}\n",
 		dir, port, slow_port);
-	char *path = tl_strdupf("%s/nginx.conf", dir);
-	cr_assert_eq(tl_write_file(path, conf, strlen(conf)), 0);
-	free(path);
-	free(conf);
-}
-
-static char *error_log(void)
-{
-	char *path = tl_strdupf("%s/error.log", dir);
-	char *s = tl_read_file(path, NULL);
-	free(path);
-	return s ? s : strdup("");
 }
 
 static void start_nginx(void)
@@ -105,20 +71,10 @@ static void start_nginx(void)
 	cr_assert_gt(slow_port, 0);
 	cr_assert_neq(port, slow_port);
 	write_site();
-	write_config();
-	char *conf = tl_strdupf("%s/nginx.conf", dir);
-	char *errlog = tl_strdupf("%s/error.log", dir);
-	const char *argv[] = { NGINX, "-p", dir, "-c", conf, "-e", errlog, NULL };
+	char *conf = config();
 	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
-	nginx = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(nginx, "spawn nginx: %s", strerror(errno));
+	nginx = nginx_start(dir, conf, port, env);
 	free(conf);
-	free(errlog);
-	if (!tl_wait_port("127.0.0.1", port, 10000)) {
-		char *err = tl_proc_stderr(nginx), *log = error_log();
-		cr_assert_fail("nginx is not listening after 10 s\nstderr:\n%s\nerror.log:\n%s", err,
-			       log);
-	}
 }
 
 static void stop_nginx(void)
@@ -172,7 +128,7 @@ Test(servers, nginx_aborting_clients_under_load)
 
 	/* A graceful stop proves the master and workers are still healthy. */
 	int st = tl_proc_stop(nginx, SIGQUIT, 10000);
-	char *err = tl_proc_stderr(nginx), *log = error_log();
+	char *err = tl_proc_stderr(nginx), *log = tl_read_in(dir, "error.log");
 	char *both = tl_strdupf("%s\n%s", err, log);
 
 	cr_expect(strstr(both, SHIM_ACTIVE_MARK), "the shim's start line is missing: was it loaded?");

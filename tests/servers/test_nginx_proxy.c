@@ -15,11 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nginx_conf.h"
 #include "shim_check.h"
 #include "slow_client.h"
 #include "testlib.h"
 
-#define NGINX "/usr/sbin/nginx"
 #define CALLS 15
 #define UPSTREAM_DELAY_MS 100
 #define CANCEL_BUDGET_NS (100 * 1000000ull)
@@ -39,14 +39,6 @@ static void stop_all(void)
 }
 
 TestSuite(servers, .timeout = 60, .fini = stop_all);
-
-static char *error_log(void)
-{
-	char *path = tl_strdupf("%s/error.log", dir);
-	char *s = tl_read_file(path, NULL);
-	free(path);
-	return s ? s : strdup("");
-}
 
 /* The backend listens on 127.0.0.1:<any> or on dir/backend.sock; nginx
  * proxies / to it, keeping idle upstream connections if keepalive. */
@@ -72,11 +64,10 @@ static void start(bool unix_socket, bool keepalive)
 		argv[n++] = "--keepalive";
 	argv[n] = NULL;
 	const char *env[] = { "CANCELSHIM_LOG=debug", "PYTHONDONTWRITEBYTECODE=1", NULL };
-	backend = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(backend, "spawn backend: %s", strerror(errno));
-	char *line = tl_proc_wait_line(backend, "listening ", 10000);
-	char *err = line ? NULL : tl_proc_stderr(backend);
-	cr_assert_not_null(line, "backend did not start:\n%s", err);
+	struct tl_ready ready = { .out_line = "listening ", .timeout_ms = 10000 };
+	char *line, *why;
+	backend = tl_server_start(argv, env, TL_SHIM, &ready, &line, &why);
+	cr_assert_not_null(backend, "%s", why);
 	char *server;
 	long long bport;
 	if (unix_socket) {
@@ -90,20 +81,8 @@ static void start(bool unix_socket, bool keepalive)
 	port = tl_free_port();
 	cr_assert_gt(port, 0);
 	char *conf = tl_strdupf(
-		"daemon off;\n"
-		"master_process on;\n"
-		"worker_processes 1;\n"
-		"user root;\n"
-		"error_log %1$s/error.log info;\n"
-		"pid %1$s/nginx.pid;\n"
-		"events { worker_connections 256; }\n"
-		"http {\n"
+		NGINX_CONF_HEAD("1", "256")
 		"  access_log %1$s/access.log;\n"
-		"  client_body_temp_path %1$s/tmp_body;\n"
-		"  proxy_temp_path %1$s/tmp_proxy;\n"
-		"  fastcgi_temp_path %1$s/tmp_fastcgi;\n"
-		"  uwsgi_temp_path %1$s/tmp_uwsgi;\n"
-		"  scgi_temp_path %1$s/tmp_scgi;\n"
 		"  upstream backend {\n"
 		"    server %2$s;\n"
 		"%3$s"
@@ -118,24 +97,13 @@ static void start(bool unix_socket, bool keepalive)
 		"}\n",
 		dir, server, keepalive ? "    keepalive 8;\n" : "", port,
 		keepalive ? "      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n" : "");
-	char *path = tl_strdupf("%s/nginx.conf", dir);
-	cr_assert_eq(tl_write_file(path, conf, strlen(conf)), 0);
-	char *errlog = tl_strdupf("%s/error.log", dir);
-	const char *nargv[] = { NGINX, "-p", dir, "-c", path, "-e", errlog, NULL };
 	const char *nenv[] = { "CANCELSHIM_LOG=debug", NULL };
-	nginx = tl_spawn(nargv, nenv, TL_SHIM);
-	cr_assert_not_null(nginx, "spawn nginx: %s", strerror(errno));
-	if (!tl_wait_port("127.0.0.1", port, 10000)) {
-		char *log = error_log();
-		cr_assert_fail("nginx is not listening after 10 s:\n%s", log);
-	}
+	nginx = nginx_start(dir, conf, port, nenv);
 	free(script);
 	free(uport);
 	free(sock);
 	free(server);
 	free(conf);
-	free(path);
-	free(errlog);
 }
 
 /* The conn= counter of the backend's "done id=<id> " line. */
@@ -166,17 +134,15 @@ static void abort_through_proxy(bool unix_socket, bool keepalive)
 	cr_assert(tl_upstream_wait(up, "A 2", 5000), "A never reached the upstream");
 	int b = slow_send(port, "/work", "B", CALLS);
 	cr_assert(tl_upstream_wait(up, "B 1", 5000), "B never reached the upstream");
-	unsigned a_calls = tl_upstream_count(up, "A ") + 1;
-	char *a_next = tl_strdupf("A %u", a_calls);
-	cr_assert(tl_upstream_wait(up, a_next, 5000), "A's call %u never came", a_calls);
-	free(a_next);
+	unsigned a_calls = tl_upstream_next_call(up, "A", 5000);
+	cr_assert(a_calls, "A's next call never came");
 	uint64_t t_close = tl_now_ns();
 	close(a);
 
 	char *line = tl_proc_wait_line(backend, "error id=A ", 2000);
 	char *out = line ? NULL : tl_proc_stdout(backend);
 	char *err = line ? NULL : tl_proc_stderr(backend);
-	char *log = line ? NULL : error_log();
+	char *log = line ? NULL : tl_read_in(dir, "error.log");
 	cr_assert_not_null(line,
 			   "the backend's handler for A raised nothing within 2 s\nbackend stdout:\n%s\n"
 			   "backend stderr:\n%s\nnginx error.log:\n%s",
@@ -213,7 +179,7 @@ static void abort_through_proxy(bool unix_socket, bool keepalive)
 	int st = tl_proc_stop(nginx, SIGQUIT, 10000);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "nginx stop status %#x", st);
 	char *nerr = tl_proc_stderr(nginx);
-	log = error_log();
+	log = tl_read_in(dir, "error.log");
 	char *both = tl_strdupf("%s\n%s", nerr, log);
 	cr_assert(strstr(both, SHIM_ACTIVE_MARK), "the shim is not active in nginx");
 	cr_assert_eq(shim_cancel_marks(both), 0, "nginx was cancelled:\n%s", both);

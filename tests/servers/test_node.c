@@ -32,20 +32,10 @@ static void stop_all(void)
 
 TestSuite(servers, .timeout = 60, .fini = stop_all);
 
-static char *pattern(size_t len, unsigned seed)
-{
-	char *b = malloc(len);
-	for (size_t i = 0; i < len; i++) {
-		seed = seed * 1103515245u + 12345u;
-		b[i] = 'a' + (seed >> 16) % 26;
-	}
-	return b;
-}
-
 static void put(const char *name, const char *data, size_t len)
 {
-	char *p = tl_strdupf("%s/%s", dir, name);
-	cr_assert_eq(tl_write_file(p, data, len), 0);
+	char *p = tl_write_in(dir, name, data, len);
+	cr_assert_not_null(p, "cannot write %s/%s", dir, name);
 	free(p);
 }
 
@@ -54,18 +44,17 @@ Test(servers, node_http_aborting_clients_under_load)
 	cr_assert_eq(access(NODE, X_OK), 0, NODE " missing (package nodejs)");
 	dir = tl_tmpdir("node");
 	cr_assert_not_null(dir);
-	char *big = pattern(BIG_LEN, 1), *small = pattern(SMALL_LEN, 2);
+	char *big = tl_pattern(BIG_LEN, 1), *small = tl_pattern(SMALL_LEN, 2);
 	put("big.bin", big, BIG_LEN);
 	put("small.txt", small, SMALL_LEN);
 	char *script = tl_source_path("tests/servers/static_http.js");
 	cr_assert_not_null(script, "CS_SOURCE_ROOT is not set (run through meson test)");
 	const char *argv[] = { NODE, script, dir, NULL };
 	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
-	node = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(node, "spawn node: %s", strerror(errno));
-	char *line = tl_proc_wait_line(node, "listening port=", 15000);
-	char *err = line ? NULL : tl_proc_stderr(node);
-	cr_assert_not_null(line, "node did not start:\n%s", err);
+	struct tl_ready ready = { .out_line = "listening port=", .timeout_ms = 15000 };
+	char *line, *why;
+	node = tl_server_start(argv, env, TL_SHIM, &ready, &line, &why);
+	cr_assert_not_null(node, "%s", why);
 	long long port;
 	cr_assert_eq(tl_field(line, "port", &port), 0);
 	free(line);
@@ -89,7 +78,7 @@ Test(servers, node_http_aborting_clients_under_load)
 	struct http_load_result res2;
 	http_load_run(&again, &res2);
 
-	err = tl_proc_stderr(node);
+	char *err = tl_proc_stderr(node);
 	cr_expect(strstr(err, SHIM_ACTIVE_MARK), "the shim's start line is missing: was it loaded?");
 	cr_assert_eq(res.errors, 0, "%u client errors, first: %s", res.errors, res.first_error);
 	cr_assert_eq(res2.errors, 0, "after the load: %s", res2.first_error);

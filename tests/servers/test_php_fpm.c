@@ -22,11 +22,11 @@
 #include <unistd.h>
 
 #include "http_client.h"
+#include "nginx_conf.h"
 #include "shim_check.h"
 #include "slow_client.h"
 #include "testlib.h"
 
-#define NGINX "/usr/sbin/nginx"
 #define FPM "/usr/sbin/php-fpm8.2"
 #define CALLS 15
 #define UPSTREAM_DELAY_MS 100
@@ -55,21 +55,6 @@ static void stop_all(void)
 
 TestSuite(servers, .timeout = 60, .fini = stop_all);
 
-static char *file_text(const char *name)
-{
-	char *path = tl_strdupf("%s/%s", dir, name);
-	char *s = tl_read_file(path, NULL);
-	free(path);
-	return s ? s : strdup("");
-}
-
-static void write_conf(const char *name, const char *text)
-{
-	char *path = tl_strdupf("%s/%s", dir, name);
-	cr_assert_eq(tl_write_file(path, text, strlen(text)), 0);
-	free(path);
-}
-
 static void start(void)
 {
 	cr_assert_eq(access(FPM, X_OK), 0, FPM " missing (package php8.2-fpm)");
@@ -91,40 +76,26 @@ static void start(void)
 				 "pm.max_children = 2\n"
 				 "catch_workers_output = yes\n",
 				 dir);
-	write_conf("php-fpm.conf", fconf);
-	char *fpath = tl_strdupf("%s/php-fpm.conf", dir);
+	char *fpath = tl_write_in(dir, "php-fpm.conf", fconf, strlen(fconf)), *why;
+	cr_assert_not_null(fpath);
 	/* -R: the test runs as root; -n: no php.ini, PHP's defaults. */
 	/* The two extensions the scripts use, loaded as Debian's php.ini
 	 * would: shared objects, with RTLD_DEEPBIND. */
 	const char *fargv[] = { FPM, "-F", "-R", "-n", "-d", "extension=sockets", "-d", "extension=curl",
 				"-d", "extension=pdo", "-d", "extension=pdo_pgsql", "-y", fpath, NULL };
 	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
-	fpm = tl_spawn(fargv, env, TL_SHIM);
-	cr_assert_not_null(fpm, "spawn php-fpm: %s", strerror(errno));
 	char *fpmlog = tl_strdupf("%s/fpm.log", dir);
-	if (!tl_wait_file_contains(fpmlog, "ready to handle connections", 15000)) {
-		char *log = file_text("fpm.log"), *err = tl_proc_stderr(fpm);
-		cr_assert_fail("php-fpm did not start:\n%s\n%s", log, err);
-	}
+	struct tl_ready fready = { .file = fpmlog, .file_text = "ready to handle connections", .timeout_ms = 15000,
+				   .log = fpmlog };
+	fpm = tl_server_start(fargv, env, TL_SHIM, &fready, NULL, &why);
+	cr_assert_not_null(fpm, "%s", why);
 
 	port = tl_free_port();
 	cr_assert_gt(port, 0);
 	char *root = tl_source_path("tests/servers/php");
 	char *nconf = tl_strdupf(
-		"daemon off;\n"
-		"master_process on;\n"
-		"worker_processes 1;\n"
-		"user root;\n"
-		"error_log %1$s/error.log info;\n"
-		"pid %1$s/nginx.pid;\n"
-		"events { worker_connections 256; }\n"
-		"http {\n"
+		NGINX_CONF_HEAD("1", "256")
 		"  access_log %1$s/access.log;\n"
-		"  client_body_temp_path %1$s/tmp_body;\n"
-		"  proxy_temp_path %1$s/tmp_proxy;\n"
-		"  fastcgi_temp_path %1$s/tmp_fastcgi;\n"
-		"  uwsgi_temp_path %1$s/tmp_uwsgi;\n"
-		"  scgi_temp_path %1$s/tmp_scgi;\n"
 		"  server {\n"
 		"    listen 127.0.0.1:%2$d;\n"
 		"    root %3$s;\n"
@@ -139,20 +110,12 @@ static void start(void)
 		"  }\n"
 		"}\n",
 		dir, port, root, events, tl_upstream_port(up));
-	write_conf("nginx.conf", nconf);
-	char *npath = tl_strdupf("%s/nginx.conf", dir);
-	char *errlog = tl_strdupf("%s/error.log", dir);
-	const char *nargv[] = { NGINX, "-p", dir, "-c", npath, "-e", errlog, NULL };
-	nginx = tl_spawn(nargv, env, TL_SHIM);
-	cr_assert_not_null(nginx, "spawn nginx: %s", strerror(errno));
-	cr_assert(tl_wait_port("127.0.0.1", port, 10000), "nginx is not listening");
+	nginx = nginx_start(dir, nconf, port, env);
 	free(fconf);
 	free(fpath);
 	free(fpmlog);
 	free(root);
 	free(nconf);
-	free(npath);
-	free(errlog);
 }
 
 /* PostgreSQL 15 for the pdo_pgsql test, not under the shim (what is tested
@@ -183,12 +146,10 @@ static void start_postgres(void)
 	const char *run[] = { "/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups",
 			      PGBIN "/postgres", "-D", data, "-p", portstr, "-c", "listen_addresses=127.0.0.1",
 			      "-c", sockopt, "-c", "fsync=off", NULL };
-	pg = tl_spawn(run, NULL, 0);
-	cr_assert_not_null(pg, "spawn postgres: %s", strerror(errno));
-	if (!tl_proc_wait_stderr(pg, "database system is ready to accept connections", 30000)) {
-		char *err = tl_proc_stderr(pg);
-		cr_assert_fail("postgres did not become ready in 30 s:\n%s", err);
-	}
+	struct tl_ready ready = { .err_text = "database system is ready to accept connections", .timeout_ms = 30000 };
+	char *why;
+	pg = tl_server_start(run, NULL, 0, &ready, NULL, &why);
+	cr_assert_not_null(pg, "%s", why);
 	free(data);
 	free(portstr);
 	free(sockopt);
@@ -239,12 +200,7 @@ static int get(int port, const char *url)
 /* The first line of the events file containing mark, waiting for it. */
 static char *event(const char *mark, int timeout_ms)
 {
-	if (!tl_wait_file_contains(events, mark, timeout_ms))
-		return NULL;
-	char *text = tl_read_file(events, NULL);
-	char *line = tl_find_line(text, mark);
-	free(text);
-	return line;
+	return tl_wait_file_line(events, mark, timeout_ms);
 }
 
 /* After the test: both servers healthy and never harmed where they must not
@@ -252,12 +208,12 @@ static char *event(const char *mark, int timeout_ms)
 static void assert_healthy(void)
 {
 	slow_read_ok(slow_send(port, "/slow.php", "C", 1), "C", 1);
-	char *log = file_text("fpm.log");
+	char *log = tl_read_in(dir, "fpm.log");
 	cr_assert_null(strstr(log, "exited on signal"), "%s", log);
 	cr_assert_null(strstr(log, "exited with code"), "%s", log);
 	int st = tl_proc_stop(nginx, SIGQUIT, 10000);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "nginx stop status %#x", st);
-	char *nerr = tl_proc_stderr(nginx), *nlog = file_text("error.log");
+	char *nerr = tl_proc_stderr(nginx), *nlog = tl_read_in(dir, "error.log");
 	char *both = tl_strdupf("%s\n%s", nerr, nlog);
 	cr_assert(strstr(both, SHIM_ACTIVE_MARK), "the shim is not active in nginx");
 	cr_assert_eq(shim_cancel_marks(both), 0, "nginx was cancelled:\n%s", both);
@@ -277,15 +233,13 @@ static void upstream_client_close(const char *script)
 	cr_assert(tl_upstream_wait(up, "A 2", 5000), "A never reached the upstream");
 	int b = slow_send(port, script, "B", CALLS);
 	cr_assert(tl_upstream_wait(up, "B 1", 5000), "B never reached the upstream");
-	unsigned a_calls = tl_upstream_count(up, "A ") + 1;
-	char *a_next = tl_strdupf("A %u", a_calls);
-	cr_assert(tl_upstream_wait(up, a_next, 5000), "A's call %u never came", a_calls);
-	free(a_next);
+	unsigned a_calls = tl_upstream_next_call(up, "A", 5000);
+	cr_assert(a_calls, "A's next call never came");
 	uint64_t t_close = tl_now_ns();
 	close(a);
 
 	char *line = event("error id=A ", 2000);
-	char *ev = line ? NULL : file_text("events.log");
+	char *ev = line ? NULL : tl_read_in(dir, "events.log");
 	char *ferr = line ? NULL : tl_proc_stderr(fpm);
 	cr_assert_not_null(line, "the script for A saw no error within 2 s\nevents:\n%s\nfpm:\n%s", ev,
 			   ferr);
@@ -348,7 +302,7 @@ Test(servers, php_fpm_pdo_pgsql_client_close)
 	close(a);
 
 	line = event("error id=A ", 2000);
-	char *ev = line ? NULL : file_text("events.log");
+	char *ev = line ? NULL : tl_read_in(dir, "events.log");
 	cr_assert_not_null(line, "the query for A did not fail within 2 s\nevents:\n%s", ev);
 	long long t_err;
 	cr_assert_eq(tl_field(line, "t", &t_err), 0);
@@ -386,7 +340,7 @@ Test(servers, php_fpm_sleep_client_close)
 	uint64_t t_close = tl_now_ns();
 	close(a);
 	line = event("woke id=A ", 2000);
-	char *ev = line ? NULL : file_text("events.log");
+	char *ev = line ? NULL : tl_read_in(dir, "events.log");
 	cr_assert_not_null(line, "sleep() for A did not end within 2 s\nevents:\n%s", ev);
 	long long t_woke, left, pid;
 	cr_assert_eq(tl_field(line, "t", &t_woke), 0);

@@ -123,13 +123,11 @@ static void start_cluster_with(const char *profile)
 	argv[n] = NULL;
 	char *profile_env = profile ? tl_strdupf("CANCELSHIM_PROFILE=%s", profile) : NULL;
 	const char *env[] = { "CANCELSHIM_LOG=debug", profile_env, NULL };
-	pg = tl_spawn(argv, env, TL_SHIM);
+	struct tl_ready ready = { .err_text = "database system is ready to accept connections", .timeout_ms = 30000 };
+	char *why;
+	pg = tl_server_start(argv, env, TL_SHIM, &ready, NULL, &why);
 	free(profile_env);
-	cr_assert_not_null(pg, "spawn postgres: %s", strerror(errno));
-	if (!tl_proc_wait_stderr(pg, "database system is ready to accept connections", 30000)) {
-		char *err = tl_proc_stderr(pg);
-		cr_assert_fail("postgres did not become ready in 30 s:\n%s", err);
-	}
+	cr_assert_not_null(pg, "%s", why);
 	free(data);
 	free(portstr);
 	free(sockopt);

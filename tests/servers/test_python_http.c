@@ -41,14 +41,13 @@ static void start(struct server *s)
 	char *port = tl_strdupf("%d", tl_upstream_port(s->up));
 	const char *argv[] = { "/usr/bin/python3", script, port, NULL };
 	const char *env[] = { "CANCELSHIM_LOG=info", "PYTHONDONTWRITEBYTECODE=1", NULL };
-	s->proc = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(s->proc, "spawn python: %s", strerror(errno));
+	struct tl_ready ready = { .out_line = "listening port=", .timeout_ms = 10000 };
+	char *line, *why;
+	s->proc = tl_server_start(argv, env, TL_SHIM, &ready, &line, &why);
+	cr_assert_not_null(s->proc, "%s", why);
 	free(script);
 	free(port);
 
-	char *line = tl_proc_wait_line(s->proc, "listening port=", 10000);
-	char *err = line ? NULL : tl_proc_stderr(s->proc);
-	cr_assert_not_null(line, "python server did not start; stderr:\n%s", err);
 	long long p;
 	cr_assert_eq(tl_field(line, "port", &p), 0);
 	s->port = (int)p;

@@ -46,13 +46,11 @@ static void start_redis(void)
 			       "--logfile", "", "--daemonize", "no", "--protected-mode", "no",
 			       NULL };
 	const char *env[] = { "CANCELSHIM_LOG=debug", NULL };
-	redis = tl_spawn(argv, env, TL_SHIM);
-	cr_assert_not_null(redis, "spawn redis: %s", strerror(errno));
+	struct tl_ready ready = { .out_line = READY, .timeout_ms = 10000 };
+	char *why;
+	redis = tl_server_start(argv, env, TL_SHIM, &ready, NULL, &why);
+	cr_assert_not_null(redis, "%s", why);
 	free(sport);
-	char *line = tl_proc_wait_line(redis, READY, 10000);
-	char *err = line ? NULL : tl_proc_stderr(redis);
-	cr_assert_not_null(line, "redis did not start; stderr:\n%s", err);
-	free(line);
 }
 
 /* Clients that go away at the worst moments, until told to stop. */

@@ -48,6 +48,44 @@ static void *serve_twice(void *arg)
 	return NULL;
 }
 
+/* Waits until q's thread reaches phase and blocks there (what: the failure). */
+static void request_blocked(struct request *q, int phase, const char *what)
+{
+	while (atomic_load(&q->phase) != phase)
+		sched_yield();
+	if (probe_wait_blocked(getpid(), atomic_load(&q->tid), 5000) < 0)
+		die(what);
+}
+
+/* A new client of listener l (at ep) whose request a new thread t serves:
+ * returns the client's descriptor once that thread is blocked upstream. */
+static int request_start(struct request *q, pthread_t *t, int l, const struct endpoint *ep, const char *what)
+{
+	int c;
+
+	memset(q, 0, sizeof *q);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, q->up) < 0)
+		die("socketpair");
+	c = probe_connect(ep);
+	q->fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	pthread_create(t, NULL, serve_twice, q);
+	write(c, "x", 1);
+	request_blocked(q, 1, what);
+	return c;
+}
+
+/* After q's client left: up to 2 s for the cancel; then the upstream
+ * answers, so that a missed disconnect ends the wait too, and t is joined. */
+static void request_end(struct request *q, pthread_t t)
+{
+	struct timespec p = { 0, 1000000 };
+
+	for (int i = 0; i < 2000 && atomic_load(&q->phase) == 1; i++)
+		nanosleep(&p, NULL);
+	write(q->up[1], "yy", 2);
+	pthread_join(t, NULL);
+}
+
 static int wait_exit(pid_t pid, int timeout_ms)
 {
 	int64_t end = probe_now_ns() + (int64_t)timeout_ms * 1000000;
@@ -106,27 +144,14 @@ static int rawclone(const char *how, const char *family)
 	/* Warm up: a served request starts the parent's watcher (its epoll
 	 * set, or its eBPF ring), which the child would inherit. */
 	{
-		int wc = probe_connect(&ep_parent), ws = accept4(lp, NULL, NULL, SOCK_CLOEXEC);
 		struct request w;
 		pthread_t wt;
-		memset(&w, 0, sizeof w);
-		w.fd = ws;
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w.up) < 0)
-			die("socketpair");
-		pthread_create(&wt, NULL, serve_twice, &w);
-		write(wc, "x", 1);
-		while (atomic_load(&w.phase) != 1)
-			sched_yield();
-		if (probe_wait_blocked(getpid(), atomic_load(&w.tid), 5000) < 0)
-			die("warm-up never blocked");
+		int wc = request_start(&w, &wt, lp, &ep_parent, "warm-up never blocked");
 		write(w.up[1], "y", 1);
-		while (atomic_load(&w.phase) != 2)
-			sched_yield();
-		if (probe_wait_blocked(getpid(), atomic_load(&w.tid), 5000) < 0)
-			die("warm-up never blocked again");
+		request_blocked(&w, 2, "warm-up never blocked again");
 		probe_close_peer(wc, 0);
 		pthread_join(wt, NULL);
-		close(ws);
+		close(w.fd);
 		close(w.up[0]);
 		close(w.up[1]);
 		if (w.e2 != ECANCELED)
@@ -155,10 +180,7 @@ static int rawclone(const char *how, const char *family)
 		die("clone");
 	q.fd = accept4(lp, NULL, NULL, SOCK_CLOEXEC);
 	pthread_create(&t, NULL, serve_twice, &q);
-	while (atomic_load(&q.phase) != 1)
-		sched_yield();
-	if (probe_wait_blocked(getpid(), atomic_load(&q.tid), 5000) < 0)
-		die("parent's request never blocked");
+	request_blocked(&q, 1, "parent's request never blocked");
 	if (probe_wait_blocked(pid, pid, 5000) < 0)
 		die("child's request never blocked");
 	probe_close_peer(a.cfds[1], 0);	/* the child's client leaves */
@@ -207,17 +229,7 @@ static int daemonlike(const char *mode, const char *datafile)
 		close(log);
 	}
 	l = probe_listen("v4", &ep);
-	memset(&q, 0, sizeof q);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, q.up) < 0)
-		die("socketpair");
-	c = probe_connect(&ep);
-	q.fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	pthread_create(&t, NULL, serve_twice, &q);
-	write(c, "x", 1);
-	while (atomic_load(&q.phase) != 1)
-		sched_yield();
-	if (probe_wait_blocked(getpid(), atomic_load(&q.tid), 5000) < 0)
-		die("never blocked");
+	c = request_start(&q, &t, l, &ep, "never blocked");
 	probe_close_peer(c, 0);
 	pthread_join(t, NULL);
 	if (!strcmp(mode, "daemon"))
@@ -346,26 +358,11 @@ static int one_request(const char *family)
 	pthread_t t;
 	int l = probe_listen(family, &ep), c;
 
-	memset(&q, 0, sizeof q);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, q.up) < 0)
-		die("socketpair");
-	c = probe_connect(&ep);
-	q.fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	pthread_create(&t, NULL, serve_twice, &q);
-	write(c, "x", 1);
-	while (atomic_load(&q.phase) != 1)
-		sched_yield();
-	if (probe_wait_blocked(getpid(), atomic_load(&q.tid), 5000) < 0)
-		die("never blocked");
+	c = request_start(&q, &t, l, &ep, "never blocked");
 	if (app_ep >= 0)
 		foreign += count_foreign();
 	probe_close_peer(c, 0);
-	/* A missed disconnect: the upstream answers, and the wait ends. */
-	struct timespec p = { 0, 1000000 };
-	for (int i = 0; i < 2000 && atomic_load(&q.phase) == 1; i++)
-		nanosleep(&p, NULL);
-	write(q.up[1], "yy", 2);
-	pthread_join(t, NULL);
+	request_end(&q, t);
 	close(q.fd);
 	close(q.up[0]);
 	close(q.up[1]);
@@ -385,20 +382,10 @@ static int closeall(const char *how)
 	pthread_t t;
 	int l = probe_listen("unix", &ep), c, known_max, shim_ep, reuse = 0;
 
-	memset(&q, 0, sizeof q);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, q.up) < 0)
-		die("socketpair");
-	c = probe_connect(&ep);
-	q.fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	c = request_start(&q, &t, l, &ep, "never blocked");
 	known_max = q.fd > c ? q.fd : c;
 	if (q.up[1] > known_max)
 		known_max = q.up[1];
-	pthread_create(&t, NULL, serve_twice, &q);
-	write(c, "x", 1);
-	while (atomic_load(&q.phase) != 1)
-		sched_yield();
-	if (probe_wait_blocked(getpid(), atomic_load(&q.tid), 5000) < 0)
-		die("never blocked");
 	/* In mode ebpf the instance loads now: its descriptors are among
 	 * those the program closes. */
 	struct endpoint epx;
@@ -439,11 +426,7 @@ static int closeall(const char *how)
 	}
 	/* The request in flight: its client leaves. */
 	probe_close_peer(c, 0);
-	struct timespec p = { 0, 1000000 };
-	for (int i = 0; i < 2000 && atomic_load(&q.phase) == 1; i++)
-		nanosleep(&p, NULL);
-	write(q.up[1], "yy", 2);
-	pthread_join(t, NULL);
+	request_end(&q, t);
 	int before = q.e1 == ECANCELED, after = 0;
 	const char *families[] = { "unix", "v4", "unix", "v4" };
 	for (int i = 0; i < 4; i++)

@@ -129,6 +129,56 @@ static void respond(int fd)
 		die("respond");
 }
 
+/* The loop's epoll set and its wake-up pipe (puma, gthread). */
+static void make_loop_set(struct pool *p)
+{
+	p->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (pipe2(p->wake, O_CLOEXEC) < 0)
+		die("pipe");
+}
+
+/* Readable fd into the loop's set, its descriptor as the event's data. */
+static void loop_add(struct pool *p, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	epoll_ctl(p->ep_fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* One wait of an epoll event loop. A loop's wait must never fail: a failure
+ * is counted (loop_errors) and the loop goes on. */
+static int loop_wait(struct pool *p, struct epoll_event *got, int max)
+{
+	int n = epoll_wait(p->ep_fd, got, max, 5000);
+	if (n < 0 && errno != EINTR)
+		atomic_fetch_add(&p->loop_errors, 1);
+	return n;
+}
+
+/* The loop thread th[0] and the worker th[1]. */
+static void start_threads(struct pool *p, void *(*loop)(void *), void *(*worker)(void *), pthread_t th[2])
+{
+	pthread_create(&th[0], NULL, loop, p);
+	pthread_create(&th[1], NULL, worker, p);
+}
+
+/* Tells the loop to quit (wake, len bytes to its wake-up descriptor, or
+ * NULL when it polls) and joins the worker, then the loop. */
+static void stop_threads(struct pool *p, pthread_t th[2], const void *wake, size_t len)
+{
+	atomic_store(&p->quit, 1);
+	if (wake && write(p->wake[1], wake, len) != (ssize_t)len)
+		die("quit");
+	pthread_join(th[1], NULL);
+	pthread_join(th[0], NULL);
+}
+
+/* A worker's start: its tid for the main thread's waits, then its turn. */
+static void worker_waits(struct pool *p, int step)
+{
+	atomic_store(&p->worker_tid, probe_gettid());
+	step_wait(p, step);
+}
+
 /* ---- waitress: a poll loop reads every request; a worker runs them ----- */
 
 static void *waitress_loop(void *arg)
@@ -162,8 +212,7 @@ static void *waitress_worker(void *arg)
 {
 	struct pool *p = arg;
 
-	atomic_store(&p->worker_tid, probe_gettid());
-	step_wait(p, 1);
+	worker_waits(p, 1);
 	respond(p->a);	/* A's response: the worker never read A */
 	step_to(p, 2);
 	step_wait(p, 3);
@@ -174,11 +223,10 @@ static void *waitress_worker(void *arg)
 
 static void waitress(struct pool *p)
 {
-	pthread_t l, w;
+	pthread_t th[2];
 	int ca, cb;
 
-	pthread_create(&l, NULL, waitress_loop, p);
-	pthread_create(&w, NULL, waitress_worker, p);
+	start_threads(p, waitress_loop, waitress_worker, th);
 	if (client_says(p, &ca) < 0)
 		die("client A");
 	step_wait(p, 2);
@@ -187,9 +235,7 @@ static void waitress(struct pool *p)
 	step_wait(p, 3);
 	unrelated_close(p, ca);	/* idle A leaves while B's request runs */
 	step_wait(p, 4);
-	atomic_store(&p->quit, 1);
-	pthread_join(w, NULL);
-	pthread_join(l, NULL);
+	stop_threads(p, th, NULL, 0);
 	close(cb);
 }
 
@@ -198,25 +244,21 @@ static void waitress(struct pool *p)
 static void *puma_reactor(void *arg)
 {
 	struct pool *p = arg;
-	struct epoll_event ev = { .events = EPOLLIN }, got[8];
+	struct epoll_event got[8];
 
 	atomic_store(&p->loop_tid, probe_gettid());
-	ev.data.fd = p->wake[0];
-	epoll_ctl(p->ep_fd, EPOLL_CTL_ADD, p->wake[0], &ev);
+	loop_add(p, p->wake[0]);
 	step_to(p, 1);
 	while (!atomic_load(&p->quit)) {
-		int n = epoll_wait(p->ep_fd, got, 8, 5000);
-		if (n < 0 && errno != EINTR)
-			atomic_fetch_add(&p->loop_errors, 1);
+		int n = loop_wait(p, got, 8);
 		for (int i = 0; i < n; i++) {
 			int fd = got[i].data.fd;
 			char cmd;
 			if (fd == p->wake[0]) {
 				if (read(fd, &cmd, 1) != 1)
 					continue;
-				ev.data.fd = cmd == 'a' ? p->a : p->b;
 				if (cmd == 'a' || cmd == 'b')	/* a connection handed over */
-					epoll_ctl(p->ep_fd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+					loop_add(p, cmd == 'a' ? p->a : p->b);
 				if (cmd == 'a')
 					step_to(p, 3);
 			} else if (fd == p->b && atomic_load(&p->step) < 5) {
@@ -235,8 +277,7 @@ static void *puma_worker(void *arg)
 	struct pool *p = arg;
 	char cmd = 'a';
 
-	atomic_store(&p->worker_tid, probe_gettid());
-	step_wait(p, 2);
+	worker_waits(p, 2);
 	read_one(p->a);	/* A's first request, read by the worker */
 	respond(p->a);
 	if (write(p->wake[1], &cmd, 1) != 1)	/* keep-alive: A to the reactor */
@@ -255,15 +296,12 @@ static void *puma_worker(void *arg)
 
 static void puma(struct pool *p)
 {
-	pthread_t r, w;
+	pthread_t th[2];
 	int ca, cb, cc;
 	char cmd = 'b';
 
-	p->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (pipe2(p->wake, O_CLOEXEC) < 0)
-		die("pipe");
-	pthread_create(&r, NULL, puma_reactor, p);
-	pthread_create(&w, NULL, puma_worker, p);
+	make_loop_set(p);
+	start_threads(p, puma_reactor, puma_worker, th);
 	step_wait(p, 1);
 	if (client_says(p, &ca) < 0)
 		die("client A");
@@ -284,12 +322,7 @@ static void puma(struct pool *p)
 	step_wait(p, 8);
 	own_close(p, cc, 9);
 	step_wait(p, 9);
-	atomic_store(&p->quit, 1);
-	cmd = 'q';
-	if (write(p->wake[1], &cmd, 1) != 1)
-		die("quit");
-	pthread_join(w, NULL);
-	pthread_join(r, NULL);
+	stop_threads(p, th, "q", 1);
 	close(cb);
 }
 
@@ -299,17 +332,13 @@ static void puma(struct pool *p)
 static void *gthread_main(void *arg)
 {
 	struct pool *p = arg;
-	struct epoll_event ev = { .events = EPOLLIN }, got[8];
+	struct epoll_event got[8];
 
 	atomic_store(&p->loop_tid, probe_gettid());
-	ev.data.fd = p->listener;
-	epoll_ctl(p->ep_fd, EPOLL_CTL_ADD, p->listener, &ev);
-	ev.data.fd = p->wake[0];
-	epoll_ctl(p->ep_fd, EPOLL_CTL_ADD, p->wake[0], &ev);
+	loop_add(p, p->listener);
+	loop_add(p, p->wake[0]);
 	while (!atomic_load(&p->quit)) {
-		int n = epoll_wait(p->ep_fd, got, 8, 5000);
-		if (n < 0 && errno != EINTR)
-			atomic_fetch_add(&p->loop_errors, 1);
+		int n = loop_wait(p, got, 8);
 		for (int i = 0; i < n; i++) {
 			int fd = got[i].data.fd;
 			if (fd == p->listener) {
@@ -332,14 +361,11 @@ static void *gthread_main(void *arg)
 static void *gthread_worker(void *arg)
 {
 	struct pool *p = arg;
-	struct epoll_event ev = { .events = EPOLLIN };
 
-	atomic_store(&p->worker_tid, probe_gettid());
-	step_wait(p, 1);
+	worker_waits(p, 1);
 	read_one(p->a);
 	respond(p->a);
-	ev.data.fd = p->a;
-	epoll_ctl(p->ep_fd, EPOLL_CTL_ADD, p->a, &ev);	/* keep-alive, into the main set */
+	loop_add(p, p->a);	/* keep-alive, into the main set */
 	step_to(p, 2);
 	step_wait(p, 3);
 	read_one(p->c);	/* the next request it reads */
@@ -351,14 +377,11 @@ static void *gthread_worker(void *arg)
 
 static void gthread(struct pool *p)
 {
-	pthread_t m, w;
+	pthread_t th[2];
 	int ca, cc;
 
-	p->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (pipe2(p->wake, O_CLOEXEC) < 0)
-		die("pipe");
-	pthread_create(&m, NULL, gthread_main, p);
-	pthread_create(&w, NULL, gthread_worker, p);
+	make_loop_set(p);
+	start_threads(p, gthread_main, gthread_worker, th);
 	if (client_says(p, &ca) < 0)
 		die("client A");
 	step_wait(p, 2);
@@ -367,11 +390,7 @@ static void gthread(struct pool *p)
 	step_wait(p, 4);
 	own_close(p, cc, 5);
 	step_wait(p, 5);
-	atomic_store(&p->quit, 1);
-	if (write(p->wake[1], "q", 1) != 1)
-		die("quit");
-	pthread_join(w, NULL);
-	pthread_join(m, NULL);
+	stop_threads(p, th, "q", 1);
 	close(ca);
 }
 
@@ -380,23 +399,19 @@ static void gthread(struct pool *p)
 static void *tomcat_poller(void *arg)
 {
 	struct pool *p = arg;
-	struct epoll_event ev = { .events = EPOLLIN }, got[8];
+	struct epoll_event got[8];
 
 	atomic_store(&p->loop_tid, probe_gettid());
-	ev.data.fd = p->wake[0];
-	epoll_ctl(p->ep_fd, EPOLL_CTL_ADD, p->wake[0], &ev);	/* its eventfd */
+	loop_add(p, p->wake[0]);	/* its eventfd */
 	step_to(p, 1);
 	while (!atomic_load(&p->quit)) {
-		int n = epoll_wait(p->ep_fd, got, 8, 5000);
-		if (n < 0 && errno != EINTR)
-			atomic_fetch_add(&p->loop_errors, 1);
+		int n = loop_wait(p, got, 8);
 		for (int i = 0; i < n; i++) {
 			int fd = got[i].data.fd;
 			uint64_t v;
 			if (fd == p->wake[0]) {
 				if (read(fd, &v, sizeof v) == sizeof v && atomic_load(&p->step) == 2) {
-					ev.data.fd = p->a;	/* registers the accepted socket */
-					epoll_ctl(p->ep_fd, EPOLL_CTL_ADD, p->a, &ev);
+					loop_add(p, p->a);	/* registers the accepted socket */
 					step_to(p, 3);
 				}
 			} else if (fd == p->a && atomic_load(&p->step) == 3) {
@@ -416,8 +431,7 @@ static void *tomcat_worker(void *arg)
 {
 	struct pool *p = arg;
 
-	atomic_store(&p->worker_tid, probe_gettid());
-	step_wait(p, 4);
+	worker_waits(p, 4);
 	read_one(p->a);
 	step_to(p, 5);
 	upstream(p, &p->dead_ret, &p->dead_errno);
@@ -427,14 +441,13 @@ static void *tomcat_worker(void *arg)
 
 static void tomcat(struct pool *p)
 {
-	pthread_t pl, w;
+	pthread_t th[2];
 	int ca;
 	uint64_t one = 1;
 
 	p->ep_fd = epoll_create1(EPOLL_CLOEXEC);
 	p->wake[0] = p->wake[1] = eventfd(0, EFD_CLOEXEC);
-	pthread_create(&pl, NULL, tomcat_poller, p);
-	pthread_create(&w, NULL, tomcat_worker, p);
+	start_threads(p, tomcat_poller, tomcat_worker, th);
 	step_wait(p, 1);
 	ca = probe_connect(&p->ep);	/* the process's first client */
 	p->a = accept4(p->listener, NULL, NULL, SOCK_CLOEXEC);
@@ -450,11 +463,7 @@ static void tomcat(struct pool *p)
 	own_close(p, ca, 6);
 	step_wait(p, 6);
 	pause_ms(100);	/* the poller waits on through A's departure */
-	atomic_store(&p->quit, 1);
-	if (write(p->wake[1], &one, sizeof one) != sizeof one)
-		die("quit");
-	pthread_join(w, NULL);
-	pthread_join(pl, NULL);
+	stop_threads(p, th, &one, sizeof one);
 }
 
 int scenario_pool(int argc, char **argv)

@@ -75,13 +75,7 @@ static void valid_segment(int pid, char buf[CS_SEG_SIZE])
 	struct cs_seg_header *h = (struct cs_seg_header *)buf;
 	memset(buf, 0, CS_SEG_SIZE);
 	h->magic = CS_SEG_MAGIC;
-	h->version = CS_SEG_VERSION;
-	h->header_size = CS_SEG_HEADER_SIZE;
-	h->ncounters = CS_STAT_COUNT;
-	h->latency_first = CS_STAT_LATENCY;
-	h->latency_buckets = CS_LATENCY_BUCKETS;
-	h->pid = pid;
-	h->pid_ns = st_pid_ns(0);
+	cs_seg_header_layout(h, pid, st_pid_ns(0));
 	strcpy(h->mode, "epoll");
 	strcpy(h->cmdline, "planted-by-nobody");
 	((uint64_t *)(buf + CS_SEG_HEADER_SIZE))[CS_STAT_CONNECTIONS] = 4242;

@@ -34,13 +34,7 @@ static void valid(void)
 
 	memset(seg, 0, sizeof seg);
 	h->magic = CS_SEG_MAGIC;
-	h->version = CS_SEG_VERSION;
-	h->header_size = CS_SEG_HEADER_SIZE;
-	h->ncounters = CS_STAT_COUNT;
-	h->latency_first = CS_STAT_LATENCY;
-	h->latency_buckets = CS_LATENCY_BUCKETS;
-	h->pid = PID;
-	h->pid_ns = NS;
+	cs_seg_header_layout(h, PID, NS);
 	h->ports_offset = CS_SEG_PORTS_OFFSET;
 	*region() = (struct cs_seg_ports){ CS_SEG_PORTS_VERSION, 2, sizeof(struct cs_seg_port), CS_PORT_STAT_COUNT };
 	strcpy(row(0)->label, "8080");

@@ -84,13 +84,7 @@ Test(segment, a_reused_pid_is_recognised_by_its_start_time)
 	struct cs_seg_header *h = (struct cs_seg_header *)buf;
 
 	h->magic = CS_SEG_MAGIC;
-	h->version = CS_SEG_VERSION;
-	h->header_size = CS_SEG_HEADER_SIZE;
-	h->ncounters = CS_STAT_COUNT;
-	h->pid = pid;
-	h->pid_ns = st_pid_ns(0);
-	h->latency_first = CS_STAT_LATENCY;
-	h->latency_buckets = CS_LATENCY_BUCKETS;
+	cs_seg_header_layout(h, pid, st_pid_ns(0));
 	h->start_time = 1;	/* long before this test started */
 	cr_assert_eq(tl_write_file(path, buf, sizeof buf), 0);
 	const char *args[] = { "stats", NULL };

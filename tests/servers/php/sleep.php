@@ -2,13 +2,8 @@
 // GET /sleep.php?id=ID&s=S: sleep(S), then answer. Logs to $EVENTS when it
 // starts, when sleep() returns (left = what sleep() returned: the seconds it
 // did not sleep when interrupted) and when it finishes.
-$events = $_SERVER['EVENTS'];
-$id = $_GET['id'] ?? 'x';
+require __DIR__ . '/common.inc';
 $s = (int)($_GET['s'] ?? 20);
-function say($line) {
-	global $events;
-	file_put_contents($events, $line . ' pid=' . getmypid() . "\n", FILE_APPEND);
-}
 say("start id=$id t=" . hrtime(true));
 $left = sleep($s);
 say("woke id=$id left=$left t=" . hrtime(true));

@@ -4,35 +4,14 @@
 // call is logged and ends the script, as careful PHP code does. Events go to
 // the file $EVENTS, one line each (t = hrtime = CLOCK_MONOTONIC ns). Nothing
 // here knows about cancelshim.
-$events = $_SERVER['EVENTS'];
-$port = (int)$_SERVER['UPSTREAM_PORT'];
-$id = $_GET['id'] ?? 'x';
-$n = (int)($_GET['n'] ?? 20);
-function say($line) {
-	global $events;
-	file_put_contents($events, $line . ' pid=' . getmypid() . "\n", FILE_APPEND);
-}
-$body = '';
-for ($i = 1; $i <= $n; $i++) {
+require __DIR__ . '/common.inc';
+upstream_calls(function ($port, $i) use ($id) {
 	$s = @stream_socket_client("tcp://127.0.0.1:$port", $errno, $errstr, 10);
-	$answer = false;
-	if ($s !== false) {
-		fwrite($s, "$id $i\n");
-		$answer = @fgets($s);
-		$err = error_get_last()['message'] ?? '';
-		fclose($s);
-	} else {
-		$err = "connect: $errstr";
-	}
-	if ($answer === false) {
-		say("error id=$id i=$i t=" . hrtime(true) . " why=" . str_replace(' ', '_', $err));
-		http_response_code(502);
-		exit;
-	}
-	$body .= $answer;
-	say("call id=$id i=$i t=" . hrtime(true));
-}
-header('Content-Type: text/plain');
-header('Content-Length: ' . strlen($body));
-echo $body;
-say("done id=$id t=" . hrtime(true));
+	if ($s === false)
+		return [false, "connect: $errstr"];
+	fwrite($s, "$id $i\n");
+	$answer = @fgets($s);
+	$err = error_get_last()['message'] ?? '';
+	fclose($s);
+	return [$answer, $err];
+});
