@@ -186,7 +186,7 @@ static void expect_handler_kept(const char *variant, const char *signal_env, con
 
 Test(cancel, application_handlers_for_the_signal)
 {
-	char rtmax1[8];
+	char rtmax1[16];	/* any int fits */
 	snprintf(rtmax1, sizeof rtmax1, "%d", SIGRTMAX - 1);
 	expect_handler_kept("handler", NULL, rtmax1);
 	expect_handler_kept("signal", NULL, rtmax1);
