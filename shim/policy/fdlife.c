@@ -75,14 +75,27 @@ void cs_fd_duplicated(int oldfd, int newfd)
 		cs_conn_descriptor_gone(newfd, prev);
 }
 
-void cs_fd_created(int fd, enum cs_fdclass cls)
+/* A new descriptor replaces whatever an unseen close left behind. */
+static void replaced(int fd, uint64_t prev)
 {
-	/* A new descriptor replaces whatever an unseen close left behind. */
-	uint64_t prev = cs_fd_exchange(fd, cls ? CS_OTHER_MAKE(cls) : 0, 0);
 	if (CS_SLOT_KIND(prev) == CS_KIND_CLIENT)
 		cs_conn_descriptor_gone(fd, prev);
 	else if (CS_SLOT_IS_OURS(prev))	/* ours was closed behind our back */
 		cs_watcher_own_fd_lost(fd);
+}
+
+void cs_fd_created(int fd, enum cs_fdclass cls)
+{
+	replaced(fd, cs_fd_exchange(fd, cls ? CS_OTHER_MAKE(cls) : 0, 0));
+}
+
+/* Stored even before the process serves anyone (a page of the table may be
+ * made for it): an event loop's wake-up pipe is made at start, and which
+ * end wakes which is known only now. */
+void cs_fd_pair_created(int fd0, int fd1, enum cs_fdclass cls)
+{
+	replaced(fd0, cs_fd_exchange(fd0, CS_OTHER_WITH_PARTNER(CS_OTHER_MAKE(cls), fd1), 1));
+	replaced(fd1, cs_fd_exchange(fd1, CS_OTHER_WITH_PARTNER(CS_OTHER_MAKE(cls), fd0), 1));
 }
 
 void cs_fd_listening(int fd)
@@ -188,7 +201,8 @@ static void mark_wakeup(int fd, uint64_t s, uint32_t marker)
 	_Atomic uint64_t *ref = cs_fd_ref_existing(fd);
 
 	while (ref && CS_SLOT_KIND(s) == CS_KIND_OTHER && !(s & CS_OTHER_OURS) &&
-	       (CS_OTHER_CLASS(s) == CS_FDCLASS_PIPE || CS_OTHER_CLASS(s) == CS_FDCLASS_WAITOBJ) &&
+	       (CS_OTHER_CLASS(s) == CS_FDCLASS_PIPE || CS_OTHER_CLASS(s) == CS_FDCLASS_WAITOBJ ||
+		CS_OTHER_CLASS(s) == CS_FDCLASS_NET) &&
 	       CS_OTHER_WAKES(s) != marker)
 		if (atomic_compare_exchange_weak(ref, &s, (s & ~CS_SLOT_GEN_MASK) | marker))
 			break;

@@ -13,6 +13,7 @@ void cs_fd_closing(int fd, uint64_t slot);
 void cs_fd_closing_range(unsigned first, unsigned last);
 void cs_fd_duplicated(int oldfd, int newfd);
 void cs_fd_created(int fd, enum cs_fdclass cls);	/* 0: class unknown */
+void cs_fd_pair_created(int fd0, int fd1, enum cs_fdclass cls);	/* pipe, socketpair */
 void cs_fd_listening(int fd);
 void cs_fd_epoll_created(int epfd);
 void cs_fd_epoll_added(int epfd, int fd);

@@ -261,8 +261,8 @@ static unsigned call_class(int fd, uint64_t slot)
 
 /* ---- I/O ---------------------------------------------------------------- */
 
-/* slot is a pipe or wait object an event loop waits on (fdtable.h). */
-static int wakes_a_loop(uint64_t slot)
+/* An event loop waits on what slot describes (fdtable.h: CS_OTHER_WAKES). */
+static int a_loop_waits_on(uint64_t slot)
 {
 	uint32_t w = CS_OTHER_WAKES(slot);
 	uint64_t e;
@@ -273,6 +273,20 @@ static int wakes_a_loop(uint64_t slot)
 		return 1;
 	e = cs_fd_get((int)(w - 1));
 	return CS_SLOT_KIND(e) == CS_KIND_EPOLL && CS_EPOLL_IS_LOOPS(e);
+}
+
+/* Writing to slot's descriptor wakes an event loop: an eventfd (or FIFO)
+ * the loop waits on, or the other end of a pipe or socket pair it waits on
+ * (puma's nio4r and waitress write to a pipe, asyncio to a socket pair). */
+static int wakes_a_loop(uint64_t slot)
+{
+	int partner = CS_OTHER_PARTNER(slot);
+
+	if (CS_SLOT_KIND(slot) != CS_KIND_OTHER)
+		return 0;
+	if (CS_OTHER_CLASS(slot) != CS_FDCLASS_NET && a_loop_waits_on(slot))
+		return 1;
+	return partner >= 0 && a_loop_waits_on(cs_fd_get(partner));
 }
 
 /* NULL: pass the call through; else the thread whose call may be failed. */

@@ -68,6 +68,8 @@
  *  OTHER     anything else, with its call class in bits 35-37 (enum cs_fdclass).
  *            bit 38      OURS: the shim's own (the eBPF watcher's), kept open
  *                        when the application closes it by mistake.
+ *            bits 0-31   a loop's wake-up: see CS_OTHER_WAKES
+ *            bits 40-63  a pipe's or socket pair's other end: CS_OTHER_PARTNER
  */
 #ifndef CS_FDTABLE_H
 #define CS_FDTABLE_H
@@ -144,6 +146,11 @@ enum cs_fdclass {
  * one is waking a loop, most often to hand it its connection back. */
 #define CS_OTHER_WAKES(s) ((uint32_t)(s))
 #define CS_OTHER_POLL_LOOP 0xffffffffu
+/* Pipes and socket pairs made through the wrappers: bits 40-63 are 1 + the
+ * other end's descriptor (0: not known). A loop waits on one end; a worker
+ * wakes it through the other. */
+#define CS_OTHER_PARTNER(s) ((int)((s) >> 40) - 1)
+#define CS_OTHER_WITH_PARTNER(s, fd) (((s) & ~(0xffffffull << 40)) | ((uint64_t)((fd) + 1) << 40))
 /* One of the shim's own descriptors (the eBPF watcher's)? */
 #define CS_SLOT_IS_OURS(s) (CS_SLOT_KIND(s) == CS_KIND_OTHER && ((s) & CS_OTHER_OURS))
 

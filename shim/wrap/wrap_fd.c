@@ -235,7 +235,7 @@ CS_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
 	int r = cs_real.socketpair(domain, type, protocol, sv);
 	if (r == 0)
-		KEEP_ERRNO(cs_fd_created(sv[0], CS_FDCLASS_NET); cs_fd_created(sv[1], CS_FDCLASS_NET));
+		KEEP_ERRNO(cs_fd_pair_created(sv[0], sv[1], CS_FDCLASS_NET));
 	return r;
 }
 
@@ -243,7 +243,7 @@ CS_EXPORT int pipe(int fds[2])
 {
 	int r = cs_real.pipe(fds);
 	if (r == 0)
-		KEEP_ERRNO(cs_fd_created(fds[0], CS_FDCLASS_PIPE); cs_fd_created(fds[1], CS_FDCLASS_PIPE));
+		KEEP_ERRNO(cs_fd_pair_created(fds[0], fds[1], CS_FDCLASS_PIPE));
 	return r;
 }
 
@@ -251,7 +251,7 @@ CS_EXPORT int pipe2(int fds[2], int flags)
 {
 	int r = cs_real.pipe2(fds, flags);
 	if (r == 0)
-		KEEP_ERRNO(cs_fd_created(fds[0], CS_FDCLASS_PIPE); cs_fd_created(fds[1], CS_FDCLASS_PIPE));
+		KEEP_ERRNO(cs_fd_pair_created(fds[0], fds[1], CS_FDCLASS_PIPE));
 	return r;
 }
 

@@ -248,15 +248,33 @@ Test(calls, waking_an_event_loop_ends_the_binding)
 	cs_io_enter_write(efd, 0);
 	cr_assert_eq(unit_state(t), 0, "still bound after waking the loop (epoll)");
 
-	/* A loop that polls: the pipes it names are its wake-ups. */
+	/* A pipe: the loop waits on its read end, the worker writes to the
+	 * other (puma's nio4r selector). */
+	cs_fd_pair_created(p[0], p[1], CS_FDCLASS_PIPE);
+	cs_fd_epoll_added(FD_EP, p[0]);
 	t = unit_thread(5);
-	cs_fd_loop_waits_on(p[0]);
-	cs_fd_loop_waits_on(p[1]);
 	cs_io_enter_write(p[1], 0);
-	cr_assert_eq(unit_state(t), 0, "still bound after waking the loop (poll)");
+	cr_assert_eq(unit_state(t), 0, "still bound after waking the loop (pipe)");
+
+	/* A loop that polls, woken through a socket pair (asyncio's self-pipe). */
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cs_fd_pair_created(sv[0], sv[1], CS_FDCLASS_NET);
+	cs_fd_loop_waits_on(sv[0]);
+	t = unit_thread(5);
+	cs_io_enter_write(sv[1], 0);
+	cr_assert_eq(unit_state(t), 0, "still bound after waking the loop (poll, socket pair)");
+
+	/* A socket a loop waits on is no wake-up when written to itself (an
+	 * upstream connection): only its pair's other end is. */
+	t = unit_thread(5);
+	cs_io_enter_write(sv[0], 0);
+	cr_assert_eq(unit_state(t), 5);
 	close(efd);
 	close(p[0]);
 	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 /* A thread per connection may wait on its own eventfd beside its client
