@@ -46,6 +46,7 @@ volatile bool quiet = false;
 struct conn {
 	__u64 start_ns;
 	__u8 flags;	/* DISCONNECT_F_* */
+	__u8 counted;	/* in kcancel's live counts (kcancel.bpf.h) */
 };
 
 struct {
@@ -68,6 +69,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, DISCONNECT_RINGBUF_BYTES);
 } events SEC(".maps");
+
+#include "kcancel.bpf.h"
 
 /* A TCP socket of a family we report, matching the knobs. */
 static __always_inline bool wanted(const struct sock *sk)
@@ -113,8 +116,13 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 
 	if (!tp)
 		return;
+	struct kc_outcome kc;
+	__u64 wake;
+
 	if (passive_only && (!c || !(c->flags & DISCONNECT_F_PASSIVE)))
 		return;
+	/* The kernel-side cancel first: the ring is for the books. */
+	kc_handle(sk, c ? c->counted : 0, kind, &kc);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&dropped, 1);
@@ -144,7 +152,23 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 	e->oldstate = oldstate;
 	e->error = error;
 	e->pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	e->gen = kc.gen;
+	e->krec = kc.krec;
+	e->kbound = kc.bound;
+	if (kc.gen)
+		e->flags |= DISCONNECT_F_KHANDLED;
+	if (kc.krec)
+		e->flags |= DISCONNECT_F_KSIGFAIL;
+	/* Handled here: the watcher reads it when it next wakes (its timer),
+	 * or now if the ring is half full. Not handled: the watcher is woken
+	 * by force, since the default (adaptive) wake-up happens only when the
+	 * reader has caught up, and the lazy records before it say it has
+	 * not. */
+	wake = 0;
+	if (kcancel && !kc_off)
+		wake = kc.wake || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > DISCONNECT_RINGBUF_BYTES / 2 ?
+			       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, wake);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -152,8 +176,30 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	int err;
 
-	if (quiet || !wanted(sk))
+	if ((quiet && !kcancel) || !wanted(sk))
 		return 0;
+
+	/* The live counts are kept even while quiet: the program cancels
+	 * nothing then, but a socket established meanwhile shares keys with
+	 * later ones. */
+	if (kcancel && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
+		struct conn *c = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+		if (c) {
+			c->start_ns = bpf_ktime_get_ns();
+			c->flags = DISCONNECT_F_SEEN | DISCONNECT_F_PASSIVE;
+			kc_count_established(sk, &c->counted);
+		}
+		return 0;
+	}
+	if (kcancel && quiet) {
+		if (newstate == TCP_CLOSE) {
+			struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
+			if (c)
+				kc_count_closed(sk, &c->counted);
+		}
+		return 0;
+	}
 
 	if (newstate == TCP_ESTABLISHED) {
 		/* Accepted connections come from SYN_RECV (the child socket
@@ -186,6 +232,12 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 		err = sk->sk_err;
 		if (err && err != ECONNRESET && err != EPIPE)
 			report(sk, DISCONNECT_ERR, oldstate, err);
+	}
+	/* After the report: the socket counted until now. */
+	if (kcancel && newstate == TCP_CLOSE) {
+		struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
+		if (c)
+			kc_count_closed(sk, &c->counted);
 	}
 	return 0;
 }

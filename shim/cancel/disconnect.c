@@ -17,6 +17,7 @@
 #include "cancel/profile.h"
 #include "stats/stats.h"
 #include "track/fdtable.h"
+#include "track/kshared.h"
 #include "track/threads.h"
 
 struct marking {
@@ -142,4 +143,49 @@ void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns)
 	 * on to another client or turned out to run an event loop. */
 	if (!bound && first)
 		cs_stat_add(CS_STAT_UNBOUND, 1);
+}
+
+void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsigned kbound)
+{
+	uint64_t now = cs_stats_now_ns();
+	unsigned port;
+	int bound = 0, first = 0;
+	size_t n;
+
+	if (!gen)
+		return;
+	if (seen_ns && seen_ns <= now)
+		now = seen_ns;
+	cs_debug("disconnect conn=%u fd=%d %s via ebpf, cancelled by the kernel (%u threads)", gen, fd,
+		 rst ? "rst" : "fin", kbound);
+	/* Closed since: counted here, its listener's row unknown. */
+	if (fd < 0)
+		cs_stat_add(rst ? CS_STAT_DISCONNECT_RST : CS_STAT_DISCONNECT_FIN, 1);
+	else if ((first = mark_dead(gen, fd, &port))) {
+		cs_stat_add(rst ? CS_STAT_DISCONNECT_RST : CS_STAT_DISCONNECT_FIN, 1);
+		cs_stats_port_add(port, CS_PORT_DISCONNECTS);
+	}
+	/* The threads beyond the program's records, and any it could not
+	 * change; those it cancelled have CANCEL and are skipped. */
+	n = cs_threads_limit();
+	for (size_t i = 0; i < n; i++) {
+		struct cs_thread *t = cs_thread_at(i);
+		if (t && atomic_load_explicit(&t->tid, memory_order_relaxed))
+			bound += cancel_thread(t, gen, fd, rst, now);
+	}
+	if (!bound && !kbound && (first || fd < 0))
+		cs_stat_add(CS_STAT_UNBOUND, 1);
+}
+
+void cs_disconnect_fold_kernel(void)
+{
+	uint64_t cancels, wakeups;
+
+	cs_kshared_take_counts(&cancels, &wakeups);
+	if (cancels) {
+		cs_stat_add(CS_STAT_CANCELS, cancels);
+		cs_stat_add(CS_STAT_KERNEL_CANCELS, cancels);
+	}
+	if (wakeups)
+		cs_stat_add(CS_STAT_WAKEUPS, wakeups);
 }

@@ -14,4 +14,16 @@ void cs_disconnect(uint32_t gen, int fd, int rst);
  * the cancel latency is counted from then. */
 void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns);
 
+/* The eBPF program cancelled connection gen's threads itself (it found
+ * kbound of them bound): the books, read late by the watcher. fd: the
+ * descriptor that still holds gen, or -1 if it was closed since. Cancels
+ * any thread bound to gen that is not flagged yet (beyond the program's
+ * records); never signals or counts a thread twice. */
+void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsigned kbound);
+
+/* Adds the eBPF program's own cancels and wake-ups to the statistics (its
+ * counters, track/kshared.h): at the watcher's ticks, and when a call fails
+ * with ECANCELED. */
+void cs_disconnect_fold_kernel(void);
+
 #endif

@@ -66,6 +66,15 @@ void cs_thread_release(struct cs_thread *t);
 size_t cs_threads_limit(void);
 struct cs_thread *cs_thread_at(size_t i);
 
+/* The kernel-side cancel (track/kshared.h): chunk0 (records records, which
+ * must be one chunk's worth) becomes the registry's first chunk, and the
+ * walk's bound is kept in *mirror from now on. 0, or -1 if chunk 0 exists
+ * already (records were handed out before). */
+int cs_threads_share(struct cs_thread *chunk0, size_t records, uint32_t *mirror);
+
+/* A fork child still sharing its parent's chunk 0: no records, ever. */
+void cs_threads_refuse(void);
+
 /* In a fork child: only the calling thread survives. */
 void cs_threads_after_fork_child(int tid);
 
