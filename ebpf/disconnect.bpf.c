@@ -47,6 +47,7 @@ struct conn {
 	__u64 start_ns;
 	__u8 flags;	/* DISCONNECT_F_* */
 	__u8 counted;	/* in kcancel's live counts (kcancel.bpf.h) */
+	__u64 key;	/* kcancel: the connection's key, computed once */
 };
 
 struct {
@@ -116,13 +117,15 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 
 	if (!tp)
 		return;
-	struct kc_outcome kc;
-	__u64 wake;
+	__u64 kc, wake;
 
 	if (passive_only && (!c || !(c->flags & DISCONNECT_F_PASSIVE)))
 		return;
 	/* The kernel-side cancel first: the ring is for the books. */
-	kc_handle(sk, c ? c->counted : 0, kind, &kc);
+	kc = KC_OUT_WAKE;
+	if (kcancel && c)
+		kc = kc_handle(c->key, (kind != DISCONNECT_FIN ? KC_HOW_RST : 0) | (c->counted ? KC_HOW_COUNTED : 0) |
+					       (sk->sk_socket ? KC_HOW_ACCEPTED : 0));
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&dropped, 1);
@@ -152,12 +155,12 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 	e->oldstate = oldstate;
 	e->error = error;
 	e->pad = 0;
-	e->gen = kc.gen;
-	e->krec = kc.krec;
-	e->kbound = kc.bound;
-	if (kc.gen)
+	e->gen = KC_OUT_GEN(kc);
+	e->krec = KC_OUT_KREC(kc);
+	e->kbound = KC_OUT_BOUND(kc);
+	if (e->gen)
 		e->flags |= DISCONNECT_F_KHANDLED;
-	if (kc.krec)
+	if (e->krec)
 		e->flags |= DISCONNECT_F_KSIGFAIL;
 	/* Handled here: the watcher reads it when it next wakes (its timer),
 	 * or now if the ring is half full. Not handled: the watcher is woken
@@ -166,7 +169,7 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 	 * not. */
 	wake = 0;
 	if (kcancel && !kc_off)
-		wake = kc.wake || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > DISCONNECT_RINGBUF_BYTES / 2 ?
+		wake = (kc & KC_OUT_WAKE) || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > DISCONNECT_RINGBUF_BYTES / 2 ?
 			       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, wake);
 }
@@ -174,7 +177,7 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 {
-	int err;
+	int err, kind;
 
 	if ((quiet && !kcancel) || !wanted(sk))
 		return 0;
@@ -188,7 +191,7 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 		if (c) {
 			c->start_ns = bpf_ktime_get_ns();
 			c->flags = DISCONNECT_F_SEEN | DISCONNECT_F_PASSIVE;
-			kc_count_established(sk, &c->counted);
+			kc_count_established(sk, &c->counted, &c->key);
 		}
 		return 0;
 	}
@@ -196,7 +199,7 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 		if (newstate == TCP_CLOSE) {
 			struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
 			if (c)
-				kc_count_closed(sk, &c->counted);
+				kc_count_closed(&c->counted, c->key);
 		}
 		return 0;
 	}
@@ -218,11 +221,12 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	}
 
-	if (oldstate == TCP_ESTABLISHED && newstate == TCP_CLOSE_WAIT) {
-		report(sk, DISCONNECT_FIN, oldstate, 0);
-		return 0;
-	}
-
+	/* One call site for report(): the verifier walks it (and the
+	 * kernel-side cancel in it) once, not once per kind. */
+	kind = 0;
+	err = 0;
+	if (oldstate == TCP_ESTABLISHED && newstate == TCP_CLOSE_WAIT)
+		kind = DISCONNECT_FIN;
 	/* A reset was already reported by on_receive_reset, which runs just
 	 * before tcp_reset() stores ECONNRESET (EPIPE in CLOSE_WAIT) and
 	 * closes; any other error on the way to CLOSE is a timeout or an
@@ -231,13 +235,17 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 	    (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT)) {
 		err = sk->sk_err;
 		if (err && err != ECONNRESET && err != EPIPE)
-			report(sk, DISCONNECT_ERR, oldstate, err);
+			kind = DISCONNECT_ERR;
+		else
+			err = 0;
 	}
+	if (kind)
+		report(sk, kind, oldstate, err);
 	/* After the report: the socket counted until now. */
 	if (kcancel && newstate == TCP_CLOSE) {
 		struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
 		if (c)
-			kc_count_closed(sk, &c->counted);
+			kc_count_closed(&c->counted, c->key);
 	}
 	return 0;
 }

@@ -50,7 +50,7 @@ struct {
  * event to the watcher, which tells them apart by cookie. Buckets, not a
  * hash map: nothing to delete (a delete racing an increment would lose
  * it), and a collision only makes the program more careful. */
-#define KC_LIVE_BITS 18
+#define KC_LIVE_BITS 16
 struct kc_live {
 	__u32 n[1u << KC_LIVE_BITS];
 };
@@ -91,14 +91,16 @@ static __always_inline __u64 kc_key_of(const struct sock *sk)
 	return kc_key(addr, bpf_ntohs(sk->__sk_common.skc_dport), sk->__sk_common.skc_num);
 }
 
-/* An accepted connection became ESTABLISHED (c: its storage): counted. */
-static __always_inline void kc_count_established(struct sock *sk, __u8 *counted)
+/* An accepted connection became ESTABLISHED: its key is kept in its
+ * storage (computed once), and it is counted. */
+static __always_inline void kc_count_established(struct sock *sk, __u8 *counted, __u64 *key)
 {
 	__u32 *n;
 
 	if (!kcancel || *counted)
 		return;
-	n = kc_live_ref(kc_key_of(sk));
+	*key = kc_key_of(sk);
+	n = kc_live_ref(*key);
 	if (!n)
 		return;
 	__sync_fetch_and_add(n, 1);
@@ -106,21 +108,20 @@ static __always_inline void kc_count_established(struct sock *sk, __u8 *counted)
 }
 
 /* A counted socket closed. */
-static __always_inline void kc_count_closed(struct sock *sk, __u8 *counted)
+static __always_inline void kc_count_closed(__u8 *counted, __u64 key)
 {
 	__u32 *n;
 
 	if (!kcancel || !*counted)
 		return;
 	*counted = 0;
-	n = kc_live_ref(kc_key_of(sk));
+	n = kc_live_ref(key);
 	if (n)
 		__sync_fetch_and_add(n, -1);
 }
 
-/* What kc_handle did, for the event. */
+/* What the scan of the records found. */
 struct kc_outcome {
-	__u32 gen;	/* the connection's generation (0: not handled) */
 	__u16 krec;	/* a record whose signal failed, + 1 */
 	__u16 bound;	/* records it found bound to gen */
 	__u8 wake;	/* the watcher must act: wake it */
@@ -135,6 +136,31 @@ struct kc_scan {
 	int rst;
 };
 
+/* Wakes the thread of record r (index i), which was INCALL when its flag
+ * was set: the shim's signal, with its cookie as the value (SI_KERNEL). */
+static __noinline int kc_signal(struct kc_shared *sh, struct kc_record *r, __u32 i, struct kc_outcome *out)
+{
+	struct task_struct *task = bpf_task_from_pid(r->tid);
+	int err = -1;
+
+	if (task) {
+		/* The record names a thread of ours, or nobody. */
+		if (task->tgid == kc_tgid)
+			err = bpf_send_signal_task(task, kc_signo, PIDTYPE_PID, kc_cookie);
+		bpf_task_release(task);
+	}
+	if (err) {
+		/* -EBUSY: this CPU's signal work is taken (two signals from one
+		 * softirq); the watcher sends it. */
+		__sync_fetch_and_add(&sh->h.wake_failed, 1);
+		out->krec = i + 1;
+		out->wake = 1;
+	} else {
+		__sync_fetch_and_add(&sh->h.wakeups, 1);
+	}
+	return 0;
+}
+
 /* Sets CANCEL on record r if it is bound to gen; signals it if INCALL.
  * 1 if it was bound (cancelled now or before). */
 static int kc_cancel_record(struct kc_shared *sh, __u32 i, __u32 gen, int rst, __u64 now, struct kc_outcome *out)
@@ -146,42 +172,25 @@ static int kc_cancel_record(struct kc_shared *sh, __u32 i, __u32 gen, int rst, _
 		return 0;
 	r = &sh->records[i];
 	s = *(volatile __u64 *)&r->state;
-	for (int tries = 0; tries < 4; tries++) {
-		if ((__u32)s != gen)
-			return 0;
-		if (s & KC_ST_CANCEL)
-			return 1;
-		/* Stamped before the flag, for the latency histogram. */
-		r->cancel_gen = gen;
-		r->cancel_ns = now;
-		r->cancel_rst = rst;
-		old = __sync_val_compare_and_swap(&r->state, s, s | KC_ST_CANCEL);
-		if (old != s) {
-			s = old;
-			continue;
-		}
-		__sync_fetch_and_add(&sh->h.cancels, 1);
-		if (s & KC_ST_INCALL) {
-			struct task_struct *task = bpf_task_from_pid(r->tid);
-			int err = -1;
-
-			if (task) {
-				/* The record names a thread of ours, or nobody. */
-				if (task->tgid == kc_tgid)
-					err = bpf_send_signal_task(task, kc_signo, PIDTYPE_PID, kc_cookie);
-				bpf_task_release(task);
-			}
-			if (err) {
-				__sync_fetch_and_add(&sh->h.wake_failed, 1);
-				out->krec = i + 1;
-				out->wake = 1;
-			} else {
-				__sync_fetch_and_add(&sh->h.wakeups, 1);
-			}
-		}
+	if ((__u32)s != gen)
+		return 0;
+	if (s & KC_ST_CANCEL)
 		return 1;
+	/* Stamped before the flag, for the latency histogram. */
+	r->cancel_gen = gen;
+	r->cancel_ns = now;
+	r->cancel_rst = (rst ? 1 : 0) | KC_RST_BY_KERNEL;
+	old = __sync_val_compare_and_swap(&r->state, s, s | KC_ST_CANCEL);
+	if (old != s) {
+		/* The thread changed its word meanwhile (entered or left a
+		 * call, rebound): the watcher looks again, with the same
+		 * compare-and-swap. */
+		out->wake = 1;
+		return (__u32)old == gen;
 	}
-	out->wake = 1;	/* the word kept changing: the watcher looks */
+	__sync_fetch_and_add(&sh->h.cancels, 1);
+	if (s & KC_ST_INCALL)
+		kc_signal(sh, r, i, out);
 	return 1;
 }
 
@@ -195,59 +204,88 @@ static long kc_scan_one(__u32 i, void *arg)
 	return 0;
 }
 
-/* The disconnect of sk (kind): cancels its threads if it can prove which
- * they are; out says what happened. */
-static __always_inline void kc_handle(struct sock *sk, __u8 counted, int kind, struct kc_outcome *out)
+/* The index search (bpf_loop's context): entries with the key. */
+struct kc_probe {
+	struct kc_shared *sh;
+	__u64 key;
+	__u64 gf;	/* the (last) match's word */
+	__u32 at;	/* its slot */
+	__u32 found;
+};
+
+static long kc_probe_one(__u32 i, void *arg)
 {
+	struct kc_probe *pr = arg;
+	__u32 at = (__u32)(pr->key + i) & (KC_INDEX_SIZE - 1);
+	struct kc_entry *x = &pr->sh->index[at];
+	__u64 g;
+
+	if (*(volatile __u64 *)&x->key != pr->key)
+		return 0;
+	g = *(volatile __u64 *)&x->genflags;
+	/* The key again: the shim writes gen 0, the key, then the word. */
+	if (*(volatile __u64 *)&x->key != pr->key || !(__u32)g)
+		return 0;	/* being rewritten, or its connection closed */
+	pr->found++;
+	pr->gf = g;
+	pr->at = at;
+	return 0;
+}
+
+/* kc_handle's arguments and result, packed into scalars: it is a global
+ * function, verified once on its own, so the many ways it can end do not
+ * multiply the states the verifier walks in report() (a static function
+ * made loading 5x slower). */
+#define KC_HOW_RST	0x1	/* a reset or an error, not a FIN */
+#define KC_HOW_COUNTED	0x2	/* the socket is in the live counts */
+#define KC_HOW_ACCEPTED	0x4	/* it has a struct socket: accept() took it */
+
+#define KC_OUT_GEN(o)	((__u32)(o))
+#define KC_OUT_KREC(o)	((__u16)((o) >> 32))
+#define KC_OUT_BOUND(o)	((__u16)((o) >> 48) & 0x7fff)
+#define KC_OUT_WAKE	(1ull << 63)
+
+/* The disconnect of the connection with this key (how: KC_HOW_*): cancels
+ * its threads if it can prove which they are; what happened, packed. */
+__noinline __u64 kc_handle(__u64 key, __u32 how)
+{
+	struct kc_outcome out = { .wake = 1 };
 	struct kc_shared *sh;
 	struct kc_entry *e = NULL;
-	__u64 key, gf = 0, now;
+	__u64 gf = 0, now;
 	__u32 *n, limit, gen;
-	int rst = kind != DISCONNECT_FIN, found = 0;
+	int rst = how & KC_HOW_RST, found = 0, first = 0;
 
-	out->gen = 0;
-	out->krec = 0;
-	out->bound = 0;
-	out->wake = 1;
 	if (!kcancel || kc_off)
-		return;
+		return KC_OUT_WAKE;
 	sh = kc_shared_get();
 	if (!sh)
-		return;
-	if (!rst && kc_rst_only) {
-		out->wake = 0;	/* nothing to do, for anyone */
-		return;
-	}
+		return KC_OUT_WAKE;
+	if (!rst && kc_rst_only)
+		return 0;	/* nothing to do, for anyone */
 	/* Not accepted yet (no struct socket), or not counted at its
 	 * establishment (the port was not filtered then): the watcher's. */
-	if (!counted || !sk->sk_socket)
-		return;
-	key = kc_key_of(sk);
+	if (!(how & KC_HOW_COUNTED) || !(how & KC_HOW_ACCEPTED))
+		return KC_OUT_WAKE;
 	n = kc_live_ref(key);
 	if (!n || *(volatile __u32 *)n != 1) {
 		__sync_fetch_and_add(&sh->h.ambiguous, 1);
-		return;
+		return KC_OUT_WAKE;
 	}
 	/* Before reading the index: an accept storing its entry now reads
 	 * handled_seq after its store, so it or we see the other. */
 	__sync_fetch_and_add(&sh->h.handled_seq, 1);
-	for (__u32 i = 0; i < KC_PROBES; i++) {
-		struct kc_entry *x = &sh->index[(key + i) & (KC_INDEX_SIZE - 1)];
-		__u64 k1 = *(volatile __u64 *)&x->key, g, k2;
-
-		if (k1 != key)
-			continue;
-		g = *(volatile __u64 *)&x->genflags;
-		k2 = *(volatile __u64 *)&x->key;
-		if (k2 != key || !(__u32)g)
-			continue;	/* being rewritten, or its connection closed */
-		found++;
-		e = x;
-		gf = g;
+	{
+		struct kc_probe pr = { .sh = sh, .key = key };
+		bpf_loop(KC_PROBES, kc_probe_one, &pr, 0);
+		found = pr.found;
+		gf = pr.gf;
+		if (found == 1 && pr.at < KC_INDEX_SIZE)
+			e = &sh->index[pr.at];
 	}
 	if (found != 1 || !e) {
 		__sync_fetch_and_add(&sh->h.unmatched, 1);
-		return;
+		return KC_OUT_WAKE;
 	}
 	gen = (__u32)gf;
 	/* DEAD before the scan: a thread binding now stores its state, then
@@ -255,21 +293,25 @@ static __always_inline void kc_handle(struct sock *sk, __u8 counted, int kind, s
 	if (!(gf & KC_ENTRY_DEAD_BIT)) {
 		__u64 want = gf | KC_ENTRY_DEAD_BIT | (rst ? KC_ENTRY_RST_BIT : 0);
 		if (__sync_val_compare_and_swap(&e->genflags, gf, want) != gf)
-			return;	/* rewritten meanwhile: the watcher's */
+			return KC_OUT_WAKE;	/* rewritten meanwhile: the watcher's */
+		/* The first edge (a FIN, then a reset, count once). */
+		__sync_fetch_and_add(rst ? &sh->h.rst : &sh->h.fin, 1);
+		first = 1;
 	}
-	__sync_fetch_and_add(rst ? &sh->h.rst : &sh->h.fin, 1);
-	out->gen = gen;
-	out->wake = 0;
+	out.wake = 0;
 	limit = *(volatile __u32 *)&sh->h.records_limit;
 	if (limit > KC_RECORDS) {
-		out->wake = 1;	/* records beyond the shared chunk: the watcher's */
+		out.wake = 1;	/* records beyond the shared chunk: the watcher's */
 		limit = KC_RECORDS;
 	}
 	now = bpf_ktime_get_ns();
 	{
-		struct kc_scan sc = { .sh = sh, .out = out, .now = now, .gen = gen, .rst = rst };
+		struct kc_scan sc = { .sh = sh, .out = &out, .now = now, .gen = gen, .rst = rst };
 		bpf_loop(limit, kc_scan_one, &sc, 0);
 	}
+	if (first && !out.bound)
+		__sync_fetch_and_add(&sh->h.unbound, 1);
+	return gen | ((__u64)out.krec << 32) | ((__u64)(out.bound & 0x7fff) << 48) | (out.wake ? KC_OUT_WAKE : 0);
 }
 
 #endif

@@ -27,6 +27,10 @@
 #define KC_ST_INCALL		(1ull << 62)
 #define KC_ST_CANCEL		(1ull << 63)
 
+/* cancel_rst as the program writes it: bit 0 a reset, bit 1 "set by the
+ * program" (the shim's debug line says who cancelled). */
+#define KC_RST_BY_KERNEL	0x2
+
 /* An index entry's second word: the descriptor word's generation (0: the
  * entry is free, or being rewritten), flags, and the descriptor + 1 (for the
  * shim's own staleness test). */
@@ -57,12 +61,13 @@ struct kc_header {
 	__u64 cancels;		/* thread states the kernel set CANCEL on */
 	__u64 wakeups;		/* ... and signalled (they were INCALL) */
 	__u64 wake_failed;	/* bpf_send_signal_task failed: left to the watcher */
-	__u64 fin;		/* disconnects it handled, by kind */
+	__u64 fin;		/* connections it saw end, by their first edge */
 	__u64 rst;
 	__u64 ambiguous;	/* not handled: two live sockets with the key */
 	__u64 unmatched;	/* not handled: no index entry (not accepted yet) */
 	__u64 handled_seq;	/* advanced before each index lookup (accept reads it) */
-	__u64 spare[7];
+	__u64 unbound;		/* of fin + rst, those with no thread bound */
+	__u64 spare[6];
 };
 
 struct kc_shared {

@@ -149,7 +149,6 @@ void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsig
 {
 	uint64_t now = cs_stats_now_ns();
 	unsigned port;
-	int bound = 0, first = 0;
 	size_t n;
 
 	if (!gen)
@@ -158,34 +157,36 @@ void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsig
 		now = seen_ns;
 	cs_debug("disconnect conn=%u fd=%d %s via ebpf, cancelled by the kernel (%u threads)", gen, fd,
 		 rst ? "rst" : "fin", kbound);
-	/* Closed since: counted here, its listener's row unknown. */
-	if (fd < 0)
-		cs_stat_add(rst ? CS_STAT_DISCONNECT_RST : CS_STAT_DISCONNECT_FIN, 1);
-	else if ((first = mark_dead(gen, fd, &port))) {
-		cs_stat_add(rst ? CS_STAT_DISCONNECT_RST : CS_STAT_DISCONNECT_FIN, 1);
+	/* The disconnect itself (and whether anyone was bound) is counted from
+	 * the program's counters (cs_disconnect_fold_kernel); its listener's row
+	 * here, if the descriptor is still there. */
+	if (fd >= 0 && mark_dead(gen, fd, &port))
 		cs_stats_port_add(port, CS_PORT_DISCONNECTS);
-	}
 	/* The threads beyond the program's records, and any it could not
 	 * change; those it cancelled have CANCEL and are skipped. */
 	n = cs_threads_limit();
 	for (size_t i = 0; i < n; i++) {
 		struct cs_thread *t = cs_thread_at(i);
 		if (t && atomic_load_explicit(&t->tid, memory_order_relaxed))
-			bound += cancel_thread(t, gen, fd, rst, now);
+			cancel_thread(t, gen, fd, rst, now);
 	}
-	if (!bound && !kbound && (first || fd < 0))
-		cs_stat_add(CS_STAT_UNBOUND, 1);
 }
 
 void cs_disconnect_fold_kernel(void)
 {
-	uint64_t cancels, wakeups;
+	struct cs_kshared_counts c;
 
-	cs_kshared_take_counts(&cancels, &wakeups);
-	if (cancels) {
-		cs_stat_add(CS_STAT_CANCELS, cancels);
-		cs_stat_add(CS_STAT_KERNEL_CANCELS, cancels);
+	cs_kshared_take_counts(&c);
+	if (c.cancels) {
+		cs_stat_add(CS_STAT_CANCELS, c.cancels);
+		cs_stat_add(CS_STAT_KERNEL_CANCELS, c.cancels);
 	}
-	if (wakeups)
-		cs_stat_add(CS_STAT_WAKEUPS, wakeups);
+	if (c.wakeups)
+		cs_stat_add(CS_STAT_WAKEUPS, c.wakeups);
+	if (c.fin)
+		cs_stat_add(CS_STAT_DISCONNECT_FIN, c.fin);
+	if (c.rst)
+		cs_stat_add(CS_STAT_DISCONNECT_RST, c.rst);
+	if (c.unbound)
+		cs_stat_add(CS_STAT_UNBOUND, c.unbound);
 }

@@ -134,8 +134,13 @@ void cs_conn_descriptor_gone(int fd, uint64_t old)
 
 	cs_stat_add(CS_STAT_CLOSED, 1);
 	/* The kernel-side index must not name a connection we let go of. */
-	if ((old & CS_CLIENT_EBPF) && !(old & CS_CLIENT_SHARED) && cs_kshared_on())
-		cs_kshared_closed(cs_conn_key_kidx(fd), gen);
+	if ((old & CS_CLIENT_EBPF) && cs_kshared_on()) {
+		if (!(old & CS_CLIENT_SHARED))
+			cs_kshared_closed(cs_conn_key_kidx(fd), gen);
+		/* The program's counts (a disconnect it saw, with nobody
+		 * cancelled, shows by the time its descriptor is closed). */
+		cs_disconnect_fold_kernel();
+	}
 	if (!t || !gen)
 		return;
 	s = atomic_load(&t->state);
@@ -379,7 +384,15 @@ static inline enum cp_outcome cancellable_call(struct cs_thread *t, long nr, lon
 static long fail_cancelled(struct cs_thread *t, unsigned cls, const char *what, int fd, long nr, uint64_t st)
 {
 	count_failure(cls, what, fd);
-	cs_disconnect_fold_kernel();	/* the kernel's cancels, if it did this one */
+	if (cs_kshared_on()) {
+		uint32_t why = atomic_load_explicit(&t->cancel_rst, memory_order_relaxed);
+		/* The program made this cancel: its counts, and the debug line
+		 * the watcher would have written. */
+		cs_disconnect_fold_kernel();
+		if ((why & 2) && atomic_load_explicit(&t->cancel_gen, memory_order_relaxed) == (uint32_t)st)
+			cs_debug("cancel conn=%u tid=%d reason=%s (by the kernel)", (uint32_t)st, atomic_load(&t->tid),
+				 (why & 1) ? "rst" : "fin");
+	}
 	cs_stats_port_cancel(t->bound_fd, (uint32_t)st);
 	cs_cancel_log(t, nr);
 	cs_stats_cancel_done(t, (uint32_t)st);

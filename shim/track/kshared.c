@@ -25,7 +25,7 @@ _Static_assert(KC_ST_INCALL == CS_ST_INCALL && KC_ST_CANCEL == CS_ST_CANCEL, "st
 
 static struct kc_shared *_Atomic shared;	/* NULL: off */
 static struct kc_shared *mapped;		/* what was installed (kept for fork) */
-static _Atomic uint64_t folded_cancels, folded_wakeups;
+static _Atomic uint64_t folded[5];	/* what cs_kshared_take_counts handed out */
 
 #define BYTES ((sizeof(struct kc_shared) + 4095) & ~4095ul)
 
@@ -142,25 +142,28 @@ int cs_kshared_dead(unsigned kidx1, uint32_t gen, int *rst)
 	return 1;
 }
 
-static uint64_t take_one(const __u64 *counter, _Atomic uint64_t *folded)
+static uint64_t take_one(const __u64 *counter, _Atomic uint64_t *given)
 {
-	uint64_t now = atomic_load((_Atomic uint64_t *)counter), was = atomic_load(folded);
+	uint64_t now = atomic_load((_Atomic uint64_t *)counter), was = atomic_load(given);
 
 	while (now > was)
-		if (atomic_compare_exchange_weak(folded, &was, now))
+		if (atomic_compare_exchange_weak(given, &was, now))
 			return now - was;
 	return 0;
 }
 
-void cs_kshared_take_counts(uint64_t *cancels, uint64_t *wakeups)
+void cs_kshared_take_counts(struct cs_kshared_counts *c)
 {
 	struct kc_shared *sh = atomic_load_explicit(&shared, memory_order_relaxed);
 
-	*cancels = *wakeups = 0;
+	memset(c, 0, sizeof *c);
 	if (!sh)
 		return;
-	*cancels = take_one(&sh->h.cancels, &folded_cancels);
-	*wakeups = take_one(&sh->h.wakeups, &folded_wakeups);
+	c->cancels = take_one(&sh->h.cancels, &folded[0]);
+	c->wakeups = take_one(&sh->h.wakeups, &folded[1]);
+	c->fin = take_one(&sh->h.fin, &folded[2]);
+	c->rst = take_one(&sh->h.rst, &folded[3]);
+	c->unbound = take_one(&sh->h.unbound, &folded[4]);
 }
 
 void cs_kshared_after_fork_child(void)
@@ -185,6 +188,6 @@ void cs_kshared_after_fork_child(void)
 		cs_threads_refuse();
 	}
 	mapped = NULL;
-	atomic_store(&folded_cancels, 0);
-	atomic_store(&folded_wakeups, 0);
+	for (int i = 0; i < 5; i++)
+		atomic_store(&folded[i], 0);
 }

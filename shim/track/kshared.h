@@ -40,9 +40,15 @@ void cs_kshared_closed(unsigned kidx1, uint32_t gen);
  * A couple of loads. */
 int cs_kshared_dead(unsigned kidx1, uint32_t gen, int *rst);
 
-/* The kernel's counts (threads it cancelled, and signalled) since the last
- * call: any thread, any time; each count is handed out once. */
-void cs_kshared_take_counts(uint64_t *cancels, uint64_t *wakeups);
+/* The kernel's counts since the last call: any thread, any time; each
+ * count is handed out once. */
+struct cs_kshared_counts {
+	uint64_t cancels;	/* thread states it set CANCEL on */
+	uint64_t wakeups;	/* ... and signalled */
+	uint64_t fin, rst;	/* connections it saw end (first edge) */
+	uint64_t unbound;	/* ... with no thread bound */
+};
+void cs_kshared_take_counts(struct cs_kshared_counts *c);
 
 /* In a fork child, before anything else touches it: the memory is the
  * parent's (MAP_SHARED), so the child gets a private copy at the same

@@ -129,6 +129,12 @@ void cs_threads_after_fork_child(int tid)
 {
 	/* The child's program (if it loads one) does not see chunk 0. */
 	atomic_store(&limit_mirror, NULL);
+	/* Chunk 0 is still the parent's memory (it could not be made
+	 * private): touch nothing, and the forking thread has no record. */
+	if (atomic_load(&refused)) {
+		cs_tls.rec = NULL;
+		return;
+	}
 	size_t n = cs_threads_limit();
 	for (size_t i = 0; i < n; i++) {
 		struct cs_thread *t = cs_thread_at(i);
