@@ -13,6 +13,10 @@
  *                        child's reset must not touch the parent's thread
  *                        records, which live in memory shared with the
  *                        kernel).
+ *   kcancel drop WHEN    a root server that drops to nobody (setuid 65534)
+ *                        after its listen (WHEN=listen) or after serving a
+ *                        first client (WHEN=accept): the program loaded as
+ *                        root keeps cancelling.
  *   kcancel ambiguous    two live connections with one key (the same peer
  *                        address and port reaching 127.0.0.1 and 127.0.0.2 of
  *                        a wildcard listener): the first's client leaves;
@@ -32,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -380,8 +385,65 @@ static int forked(void)
 	return 0;
 }
 
+/* One client served to its end (the first, before a drop). */
+static void serve_one(int listener, const struct endpoint *ep)
+{
+	int fd = probe_connect(ep), s;
+	char c;
+
+	if (write(fd, "x", 1) != 1)
+		die("write");
+	s = accept(listener, NULL, NULL);
+	if (s < 0 || read(s, &c, 1) != 1 || write(s, "r", 1) != 1)
+		die("serve one");
+	close(s);
+	if (read(fd, &c, 1) != 1)
+		die("reply");
+	close(fd);
+}
+
+static void become_nobody(void)
+{
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		die("setuid");
+	/* /proc/self/task/.../syscall stays ours to read (probe_wait_blocked). */
+	prctl(PR_SET_DUMPABLE, 1);
+}
+
+static int dropped(const char *when)
+{
+	struct endpoint ep;
+	int listener = probe_listen("v4", &ep), fd;
+	struct served s;
+
+	if (!strcmp(when, "listen"))
+		become_nobody();
+	else
+		serve_one(listener, &ep);
+	if (strcmp(when, "listen"))
+		become_nobody();
+	start(&s, listener, 0);
+	fd = probe_connect(&ep);
+	if (write(fd, "x", 1) != 1)
+		die("write");
+	while (!atomic_load(&s.bound))
+		;
+	if (probe_wait_blocked(getpid(), atomic_load(&s.tid), 2000) < 0)
+		die("server thread never blocked");
+	int64_t t_close = probe_now_ns();
+	close(fd);
+	if (!wait_done(&s, 2000) && write(s.up[1], "z", 1) != 1)
+		die("release");
+	finish(&s);
+	print_stats("drop", 1, s.ret < 0 && s.err == ECANCELED, (long)((s.t_return - t_close) / 1000), -1, -1);
+	out("kcancel uid=%d", (int)getuid());
+	return 0;
+}
+
 int scenario_kcancel(int argc, char **argv)
 {
+	if (argc > 2 && !strcmp(argv[1], "drop"))
+		return dropped(argv[2]);
 	if (argc > 1 && !strcmp(argv[1], "fork"))
 		return forked();
 	if (argc > 1 && !strcmp(argv[1], "block"))
@@ -390,6 +452,6 @@ int scenario_kcancel(int argc, char **argv)
 		return busy();
 	if (argc > 1 && !strcmp(argv[1], "ambiguous"))
 		return ambiguous();
-	fprintf(stderr, "usage: kcancel block [N] | busy | fork | ambiguous\n");
+	fprintf(stderr, "usage: kcancel block [N] | busy | fork | drop listen|accept | ambiguous\n");
 	return 2;
 }

@@ -252,3 +252,22 @@ Test(ebpf, a_fork_child_leaves_the_parents_threads_to_the_kernel)
 	cr_expect_lt(probe_field(&r, "kcancel", "worst_us"), 1000000, "%s", r.out);
 	probe_result_free(&r);
 }
+
+Test(ebpf, a_server_that_drops_privileges_keeps_the_kernel_cancelling)
+{
+	need_ebpf();
+	/* Loaded as root at listen(); the drop to nobody comes after the
+	 * listen, or after a first client. The instance's descriptors and the
+	 * shared memory stay the process's, and the program's signal needs no
+	 * permission (SI_KERNEL). */
+	const char *when[] = { "listen", "accept" };
+	for (int i = 0; i < 2; i++) {
+		struct probe_result r = probe_run(0, kcancel_on, "kcancel", "drop", when[i], NULL);
+		cr_expect(strstr(r.err, "eBPF watcher attached; the kernel cancels"), "%s: %s", when[i], r.err);
+		cr_expect_eq(probe_field(&r, "kcancel uid", "uid"), 65534, "%s", r.out);
+		cr_expect_eq(probe_field(&r, "kcancel drop", "cancelled"), 1, "%s: %s", when[i], r.out);
+		cr_expect_eq(probe_field(&r, "kcancel drop", "kernel_cancels"), 1, "%s: %s", when[i], r.out);
+		cr_expect(strstr(r.out, "canceller=kernel"), "%s: %s", when[i], r.out);
+		probe_result_free(&r);
+	}
+}
