@@ -125,7 +125,8 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 	kc = KC_OUT_WAKE;
 	if (kcancel && c)
 		kc = kc_handle(c->key, (kind != DISCONNECT_FIN ? KC_HOW_RST : 0) | (c->counted ? KC_HOW_COUNTED : 0) |
-					       (sk->sk_socket ? KC_HOW_ACCEPTED : 0));
+					       (sk->sk_socket ? KC_HOW_ACCEPTED : 0) |
+					       ((sk->__sk_common.skc_flags & (1ul << SOCK_DEAD)) ? KC_HOW_ORPHAN : 0));
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&dropped, 1);

@@ -239,6 +239,7 @@ static long kc_probe_one(__u32 i, void *arg)
 #define KC_HOW_RST	0x1	/* a reset or an error, not a FIN */
 #define KC_HOW_COUNTED	0x2	/* the socket is in the live counts */
 #define KC_HOW_ACCEPTED	0x4	/* it has a struct socket: accept() took it */
+#define KC_HOW_ORPHAN	0x8	/* SOCK_DEAD: accepted, and every descriptor of it closed */
 
 #define KC_OUT_GEN(o)	((__u32)(o))
 #define KC_OUT_KREC(o)	((__u16)((o) >> 32))
@@ -263,6 +264,11 @@ __noinline __u64 kc_handle(__u64 key, __u32 how)
 		return KC_OUT_WAKE;
 	if (!rst && kc_rst_only)
 		return 0;	/* nothing to do, for anyone */
+	/* Closed by the server everywhere (a reset after its close): no
+	 * thread can be serving it, nothing to do now (the watcher reads it
+	 * later, as all it reads). */
+	if (how & KC_HOW_ORPHAN)
+		return 0;
 	/* Not accepted yet (no struct socket), or not counted at its
 	 * establishment (the port was not filtered then): the watcher's. */
 	if (!(how & KC_HOW_COUNTED) || !(how & KC_HOW_ACCEPTED))

@@ -25,6 +25,7 @@ _Static_assert(KC_ST_INCALL == CS_ST_INCALL && KC_ST_CANCEL == CS_ST_CANCEL, "st
 
 static struct kc_shared *_Atomic shared;	/* NULL: off */
 static struct kc_shared *mapped;		/* what was installed (kept for fork) */
+static int inherited;				/* a fork child of a process that installed it */
 static _Atomic uint64_t folded[5];	/* what cs_kshared_take_counts handed out */
 
 #define BYTES ((sizeof(struct kc_shared) + 4095) & ~4095ul)
@@ -32,6 +33,11 @@ static _Atomic uint64_t folded[5];	/* what cs_kshared_take_counts handed out */
 unsigned long cs_kshared_bytes(void)
 {
 	return BYTES;
+}
+
+int cs_kshared_inherited(void)
+{
+	return inherited;
 }
 
 int cs_kshared_on(void)
@@ -172,6 +178,7 @@ void cs_kshared_after_fork_child(void)
 
 	if (!mapped)
 		return;
+	inherited = 1;
 	atomic_store(&shared, NULL);
 	/* A private copy at the same address: chunk 0 of the registry points
 	 * there. If that fails the child keeps seeing the parent's memory, so

@@ -59,6 +59,10 @@ void cs_kshared_after_fork_child(void);
  * memory stays mapped (chunk 0 of the registry lives there). */
 void cs_kshared_stop(void);
 
+/* 1 in a fork child (or its descendants) of a process that had it: its
+ * registry's chunk 0 is a copy, so its own instance cannot share it. */
+int cs_kshared_inherited(void);
+
 /* Is it on (installed, not forked)? */
 int cs_kshared_on(void);
 

@@ -270,6 +270,8 @@ static const char *kcancel_unwanted(void)
 		return "the kernel has no bpf_send_signal_task (Linux 6.13)";
 	if (in_child_pid_ns())
 		return "the process is in a pid namespace";
+	if (cs_kshared_inherited())
+		return "a fork child of a process that had it";
 	return NULL;
 }
 
@@ -289,7 +291,8 @@ static int share_with_kernel(void)
 	}
 	kc_mem = (struct kc_shared *)m;
 	if (cs_kshared_install(kc_mem) < 0) {
-		kcancel_why = "threads were registered before the program loaded";
+		kcancel_why = cs_kshared_inherited() ? "a fork child of a process that had it"
+						     : "threads were registered before the program loaded";
 		cs_raw2(SYS_munmap, kc_mem, cs_kshared_bytes());
 		kc_mem = NULL;
 		return -1;
