@@ -17,6 +17,9 @@
  *                        after its listen (WHEN=listen) or after serving a
  *                        first client (WHEN=accept): the program loaded as
  *                        root keeps cancelling.
+ *   kcancel many N       N threads each blocked for its own client (N above
+ *                        the 256 records the program sees): every client
+ *                        leaves; every thread must be cancelled.
  *   kcancel ambiguous    two live connections with one key (the same peer
  *                        address and port reaching 127.0.0.1 and 127.0.0.2 of
  *                        a wildcard listener): the first's client leaves;
@@ -453,8 +456,50 @@ static int dropped(const char *when)
 	return 0;
 }
 
+static int many(long n)
+{
+	struct endpoint ep;
+	int listener = probe_listen("v4", &ep);
+	struct served *s = calloc((size_t)n, sizeof *s);
+	int *fds = calloc((size_t)n, sizeof *fds);
+	long cancelled = 0;
+
+	/* One at a time, so that thread i serves client i. */
+	for (long i = 0; i < n; i++) {
+		start(&s[i], listener, 0);
+		fds[i] = probe_connect(&ep);
+		if (write(fds[i], "x", 1) != 1)
+			die("write");
+		while (!atomic_load(&s[i].bound))
+			;
+	}
+	for (long i = 0; i < n; i++)
+		if (probe_wait_blocked(getpid(), atomic_load(&s[i].tid), 5000) < 0)
+			die("a server thread never blocked");
+	for (long i = 0; i < n; i++)
+		close(fds[i]);
+	int64_t t_closed = probe_now_ns();
+	long worst = 0;
+	for (long i = 0; i < n; i++) {
+		if (!wait_done(&s[i], 3000) && write(s[i].up[1], "z", 1) != 1)
+			die("release");
+		finish(&s[i]);
+		if (s[i].ret < 0 && s[i].err == ECANCELED) {
+			cancelled++;
+			if ((s[i].t_return - t_closed) / 1000 > worst)
+				worst = (long)((s[i].t_return - t_closed) / 1000);
+		}
+	}
+	print_stats("many", n, cancelled, worst, -1, -1);
+	free(s);
+	free(fds);
+	return 0;
+}
+
 int scenario_kcancel(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "many"))
+		return many(argc > 2 ? atol(argv[2]) : 300);
 	if (argc > 2 && !strcmp(argv[1], "drop"))
 		return dropped(argv[2]);
 	if (argc > 1 && !strcmp(argv[1], "fork"))
@@ -465,6 +510,6 @@ int scenario_kcancel(int argc, char **argv)
 		return busy();
 	if (argc > 1 && !strcmp(argv[1], "ambiguous"))
 		return ambiguous();
-	fprintf(stderr, "usage: kcancel block [N] | busy | fork | drop listen|accept | ambiguous\n");
+	fprintf(stderr, "usage: kcancel block [N] | busy | fork | drop listen|accept | many [N] | ambiguous\n");
 	return 2;
 }

@@ -271,3 +271,31 @@ Test(ebpf, a_server_that_drops_privileges_keeps_the_kernel_cancelling)
 		probe_result_free(&r);
 	}
 }
+
+Test(ebpf, threads_beyond_the_programs_records_are_cancelled_by_the_watcher, .timeout = 120)
+{
+	need_ebpf();
+	/* 300 threads blocked for their clients: the program sees the first
+	 * 256 records and wakes the watcher for the rest. */
+	struct probe_result r = probe_run(0, kcancel_on, "kcancel", "many", "300", NULL);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancelled"), 300, "%s", r.out);
+	cr_expect_geq(probe_field(&r, "kcancel", "kernel_cancels"), 1, "%s", r.out);
+	cr_expect_lt(probe_field(&r, "kcancel", "kernel_cancels"), 300, "%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancels"), 300, "each thread counted once\n%s", r.out);
+	/* The watcher is woken for them, not left to its once-a-second read. */
+	cr_expect_lt(probe_field(&r, "kcancel", "worst_us"), 300000, "%s", r.out);
+	probe_result_free(&r);
+}
+
+Test(ebpf, observe_mode_leaves_the_kernel_out)
+{
+	need_ebpf();
+	/* CANCELSHIM_ACTION=observe fails nothing: the program must not set
+	 * flags or signal (the kernel-side cancel is off, and says why). */
+	const char *env[] = { "CANCELSHIM_MODE=ebpf", "CANCELSHIM_LOG=info", "CANCELSHIM_ACTION=observe", NULL };
+	struct probe_result r = probe_run(0, env, "kcancel", "block", "1", NULL);
+	cr_expect(strstr(r.err, "kernel-side cancel unavailable (CANCELSHIM_ACTION=observe)"), "%s", r.err);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancelled"), 0, "a call was failed in observe mode\n%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "kernel_cancels"), 0, "%s", r.out);
+	probe_result_free(&r);
+}
