@@ -146,10 +146,6 @@ static struct cs_bpf_ring ring;
 
 /* ---- before loading ----------------------------------------------------- */
 
-/* Is a seccomp filter installed (the "Seccomp:" line of /proc/self/status
- * is 2)? A filter that does not list bpf() may kill the process for calling
- * it (systemd's SystemCallFilter= does by default): never risk the host for
- * a faster watcher. */
 /* /proc/self/status into buf; 0, or -1. */
 static int read_status(char *buf, size_t len)
 {
@@ -165,6 +161,10 @@ static int read_status(char *buf, size_t len)
 	return 0;
 }
 
+/* Is a seccomp filter installed (the "Seccomp:" line of /proc/self/status
+ * is 2)? A filter that does not list bpf() may kill the process for calling
+ * it (systemd's SystemCallFilter= does by default): never risk the host for
+ * a faster watcher. */
 static int seccomp_filtered(void)
 {
 	char buf[4096];
@@ -237,9 +237,10 @@ static int in_child_pid_ns(void)
 	return *p >= '0' && *p <= '9';
 }
 
-/* Linux 6.13 added bpf_send_signal_task (the program checks the kfuncs too,
- * and leaves everything to the watcher without them; this only keeps the
- * info line and the statistics honest). */
+/* Linux 6.13 added bpf_send_signal_task. Before it the program is loaded
+ * with the kernel-side cancel compiled out (the verifier drops the calls to
+ * the missing kfuncs as dead code); if a kernel that claims the version still
+ * refuses the program, load() loads it again without. */
 static int kernel_has_signal_kfunc(void)
 {
 	struct utsname u;
