@@ -148,7 +148,6 @@ void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns)
 void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsigned kbound)
 {
 	uint64_t now = cs_stats_now_ns();
-	unsigned port;
 	size_t n;
 
 	if (!gen)
@@ -159,9 +158,9 @@ void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsig
 		 rst ? "rst" : "fin", kbound);
 	/* The disconnect itself (and whether anyone was bound) is counted from
 	 * the program's counters (cs_disconnect_fold_kernel); its listener's row
-	 * here, if the descriptor is still there. */
-	if (fd >= 0 && mark_dead(gen, fd, &port))
-		cs_stats_port_add(port, CS_PORT_DISCONNECTS);
+	 * by whoever marks the descriptor DEAD first: this drain, the cancelled
+	 * thread (cs_disconnect_kernel_seen) or the close (..._closed). */
+	cs_disconnect_kernel_seen(gen, fd);
 	/* The threads beyond the program's records, and any it could not
 	 * change; those it cancelled have CANCEL and are skipped. */
 	n = cs_threads_limit();
@@ -170,6 +169,19 @@ void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsig
 		if (t && atomic_load_explicit(&t->tid, memory_order_relaxed))
 			cancel_thread(t, gen, fd, rst, now);
 	}
+}
+
+void cs_disconnect_kernel_seen(uint32_t gen, int fd)
+{
+	unsigned port;
+
+	if (fd >= 0 && mark_dead(gen, fd, &port))
+		cs_stats_port_add(port, CS_PORT_DISCONNECTS);
+}
+
+void cs_disconnect_kernel_closed(uint64_t old)
+{
+	cs_stats_port_add(CS_CLIENT_PORT(old), CS_PORT_DISCONNECTS);
 }
 
 void cs_disconnect_fold_kernel(void)

@@ -21,6 +21,13 @@ void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns);
  * records); never signals or counts a thread twice. */
 void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsigned kbound);
 
+/* The program saw connection gen end and the watcher has not read it yet:
+ * a thread it cancelled (seen) marks the descriptor DEAD and counts its
+ * listener's row, unless someone did already; a descriptor closed before
+ * anyone did (closed, its last word old) counts the row. */
+void cs_disconnect_kernel_seen(uint32_t gen, int fd);
+void cs_disconnect_kernel_closed(uint64_t old);
+
 /* Adds the eBPF program's own cancels and wake-ups to the statistics (its
  * counters, track/kshared.h): at the watcher's ticks, and when a call fails
  * with ECANCELED. */

@@ -135,8 +135,14 @@ void cs_conn_descriptor_gone(int fd, uint64_t old)
 	cs_stat_add(CS_STAT_CLOSED, 1);
 	/* The kernel-side index must not name a connection we let go of. */
 	if ((old & CS_CLIENT_EBPF) && cs_kshared_on()) {
+		unsigned kidx = cs_conn_key_kidx(fd);
+		int rst;
+		/* Seen ending by the program, not yet by the watcher: its row
+		 * counts now, the watcher will not find it any more. */
+		if (!(old & CS_CLIENT_DEAD) && cs_kshared_dead(kidx, gen, &rst))
+			cs_disconnect_kernel_closed(old);
 		if (!(old & CS_CLIENT_SHARED))
-			cs_kshared_closed(cs_conn_key_kidx(fd), gen);
+			cs_kshared_closed(kidx, gen);
 		/* The program's counts (a disconnect it saw, with nobody
 		 * cancelled, shows by the time its descriptor is closed). */
 		cs_disconnect_fold_kernel();
@@ -389,9 +395,11 @@ static long fail_cancelled(struct cs_thread *t, unsigned cls, const char *what, 
 		/* The program made this cancel: its counts, and the debug line
 		 * the watcher would have written. */
 		cs_disconnect_fold_kernel();
-		if ((why & 2) && atomic_load_explicit(&t->cancel_gen, memory_order_relaxed) == (uint32_t)st)
+		if ((why & 2) && atomic_load_explicit(&t->cancel_gen, memory_order_relaxed) == (uint32_t)st) {
 			cs_debug("cancel conn=%u tid=%d reason=%s (by the kernel)", (uint32_t)st, atomic_load(&t->tid),
 				 (why & 1) ? "rst" : "fin");
+			cs_disconnect_kernel_seen((uint32_t)st, t->bound_fd);
+		}
 	}
 	cs_stats_port_cancel(t->bound_fd, (uint32_t)st);
 	cs_cancel_log(t, nr);
