@@ -22,6 +22,7 @@ void cs_config_defaults(struct cs_config *c)
 	c->action = CS_ACTION_CANCEL;
 	memset(&c->ports, 0, sizeof c->ports);	/* every listener */
 	c->profile = CS_PROFILE_AUTO;
+	c->kcancel = CS_KCANCEL_AUTO;
 }
 
 struct name_value {
@@ -52,6 +53,9 @@ static const struct name_value logs[] = {
 };
 static const struct name_value actions[] = {
 	{ "cancel", CS_ACTION_CANCEL }, { "observe", CS_ACTION_OBSERVE }, { 0, 0 },
+};
+static const struct name_value kcancels[] = {
+	{ "auto", CS_KCANCEL_AUTO }, { "off", CS_KCANCEL_OFF }, { 0, 0 },
 };
 static const struct name_value profiles[] = {
 	{ "auto", CS_PROFILE_AUTO }, { "none", CS_PROFILE_NONE },
@@ -101,6 +105,18 @@ int cs_parse_action(const char *s, enum cs_action *out, char *err, size_t errlen
 	if (lookup(actions, s, &v) < 0) {
 		snprintf(err, errlen, "CANCELSHIM_ACTION='%s' is not valid; accepted values: cancel, "
 			 "observe (count and log the cancels that would happen, fail nothing)", s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cs_parse_kcancel(const char *s, enum cs_kcancel *out, char *err, size_t errlen)
+{
+	int v;
+	if (lookup(kcancels, s, &v) < 0) {
+		snprintf(err, errlen, "CANCELSHIM_KCANCEL='%s' is not valid; accepted values: auto (in mode ebpf the "
+			 "kernel cancels where it can), off (the watcher thread always does)", s);
 		return -1;
 	}
 	*out = v;
@@ -218,6 +234,7 @@ int cs_config_load(struct cs_config *c, const char *(*getenv_fn)(const char *),
 	FIELD("CANCELSHIM_ACTION", cs_parse_action, action)
 	FIELD("CANCELSHIM_PORTS", cs_parse_ports, ports)
 	FIELD("CANCELSHIM_PROFILE", cs_parse_profile, profile)
+	FIELD("CANCELSHIM_KCANCEL", cs_parse_kcancel, kcancel)
 #undef FIELD
 	return 0;
 }
@@ -235,6 +252,11 @@ const char *cs_on_name(enum cs_on on)
 const char *cs_log_name(enum cs_log_level l)
 {
 	return l == CS_LOG_ERROR ? "error" : l == CS_LOG_WARN ? "warn" : l == CS_LOG_INFO ? "info" : "debug";
+}
+
+const char *cs_kcancel_name(enum cs_kcancel k)
+{
+	return k == CS_KCANCEL_OFF ? "off" : "auto";
 }
 
 const char *cs_action_name(enum cs_action a)

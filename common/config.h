@@ -17,6 +17,9 @@ enum cs_action { CS_ACTION_CANCEL, CS_ACTION_OBSERVE };
  * thread computing, outside any call the shim can fail), known safe per
  * server (profile.h). auto: chosen by program; none: no such action. */
 enum cs_profile { CS_PROFILE_AUTO, CS_PROFILE_NONE, CS_PROFILE_POSTGRESQL };
+/* CANCELSHIM_KCANCEL: in mode ebpf, may the eBPF program cancel threads
+ * itself (auto: where it can) or only report to the watcher thread (off)? */
+enum cs_kcancel { CS_KCANCEL_AUTO, CS_KCANCEL_OFF };
 
 /* Call classes (CANCELSHIM_CALLS): what a cancelled thread may have failed. */
 enum cs_class {
@@ -37,6 +40,7 @@ struct cs_config {
 	enum cs_action action;
 	struct cs_ports ports;	/* CANCELSHIM_PORTS (ports.h) */
 	enum cs_profile profile;
+	enum cs_kcancel kcancel;
 };
 
 /* The defaults, as documented in the README. */
@@ -51,6 +55,7 @@ int cs_parse_signal(const char *s, int *out, char *err, size_t errlen);
 int cs_parse_log(const char *s, enum cs_log_level *out, char *err, size_t errlen);
 int cs_parse_action(const char *s, enum cs_action *out, char *err, size_t errlen);
 int cs_parse_profile(const char *s, enum cs_profile *out, char *err, size_t errlen);
+int cs_parse_kcancel(const char *s, enum cs_kcancel *out, char *err, size_t errlen);
 
 /* Reads every CANCELSHIM_* variable through getenv_fn (getenv, or a test's
  * table). Stops at the first bad value: returns -1 with the message in err,
@@ -64,6 +69,7 @@ const char *cs_on_name(enum cs_on on);
 const char *cs_log_name(enum cs_log_level l);
 const char *cs_action_name(enum cs_action a);
 const char *cs_profile_name(enum cs_profile p);
+const char *cs_kcancel_name(enum cs_kcancel k);
 /* "net,wait" */
 void cs_calls_format(unsigned calls, char *buf, size_t len);
 /* "SIGRTMAX-1", "SIGUSR1" or the number */

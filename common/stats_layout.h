@@ -42,7 +42,9 @@ enum cs_stat {
 	CS_STAT_UNBOUND = 14,		/* disconnects the watcher saw with no thread bound */
 	CS_STAT_WOULD_CANCEL = 15,	/* CANCELSHIM_ACTION=observe: cancels that would have failed a call */
 	CS_STAT_LATENCY = 16,		/* CS_LATENCY_BUCKETS buckets follow */
-	CS_STAT_COUNT = CS_STAT_LATENCY + CS_LATENCY_BUCKETS
+	/* Appended after the buckets (older readers stop at ncounters): */
+	CS_STAT_KERNEL_CANCELS = CS_STAT_LATENCY + CS_LATENCY_BUCKETS,	/* of CS_STAT_CANCELS, set by the eBPF program */
+	CS_STAT_COUNT
 };
 
 /* Latency bucket b counts cancels whose latency in whole microseconds us
@@ -76,6 +78,9 @@ struct cs_seg_header {
 	/* Added the same way (0 in older segments: no such region): the byte
 	 * offset of the per-listener region (struct cs_seg_ports). */
 	uint32_t ports_offset;
+	/* Added the same way ("" in older segments): in mode ebpf, who cancels:
+	 * "kernel" (the eBPF program itself) or "watcher" (the fallback). */
+	char canceller[16];
 };
 
 #define CS_SEG_HEADER_SIZE 512u

@@ -46,6 +46,8 @@ volatile bool quiet = false;
 struct conn {
 	__u64 start_ns;
 	__u8 flags;	/* DISCONNECT_F_* */
+	__u8 counted;	/* in kcancel's live counts (kcancel.bpf.h) */
+	__u64 key;	/* kcancel: the connection's key, computed once */
 };
 
 struct {
@@ -68,6 +70,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, DISCONNECT_RINGBUF_BYTES);
 } events SEC(".maps");
+
+#include "kcancel.bpf.h"
 
 /* A TCP socket of a family we report, matching the knobs. */
 static __always_inline bool wanted(const struct sock *sk)
@@ -113,8 +117,16 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 
 	if (!tp)
 		return;
+	__u64 kc, wake;
+
 	if (passive_only && (!c || !(c->flags & DISCONNECT_F_PASSIVE)))
 		return;
+	/* The kernel-side cancel first: the ring is for the books. */
+	kc = KC_OUT_WAKE;
+	if (kcancel && c)
+		kc = kc_handle(c->key, (kind != DISCONNECT_FIN ? KC_HOW_RST : 0) | (c->counted ? KC_HOW_COUNTED : 0) |
+					       (sk->sk_socket ? KC_HOW_ACCEPTED : 0) |
+					       ((sk->__sk_common.skc_flags & (1ul << SOCK_DEAD)) ? KC_HOW_ORPHAN : 0));
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&dropped, 1);
@@ -144,16 +156,54 @@ static __always_inline void report(struct sock *sk, __u8 kind, int oldstate, int
 	e->oldstate = oldstate;
 	e->error = error;
 	e->pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	e->gen = KC_OUT_GEN(kc);
+	e->krec = KC_OUT_KREC(kc);
+	e->kbound = KC_OUT_BOUND(kc);
+	if (e->gen)
+		e->flags |= DISCONNECT_F_KHANDLED;
+	if (e->krec)
+		e->flags |= DISCONNECT_F_KSIGFAIL;
+	/* Handled here: the watcher reads it when it next wakes (its timer),
+	 * or now if the ring is half full. Not handled: the watcher is woken
+	 * by force, since the default (adaptive) wake-up happens only when the
+	 * reader has caught up, and the lazy records before it say it has
+	 * not. */
+	wake = 0;
+	if (kcancel && !kc_off)
+		wake = (kc & KC_OUT_WAKE) || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > DISCONNECT_RINGBUF_BYTES / 2 ?
+			       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, wake);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 {
-	int err;
+	int err, kind;
 
-	if (quiet || !wanted(sk))
+	if ((quiet && !kcancel) || !wanted(sk))
 		return 0;
+
+	/* The live counts are kept even while quiet: the program cancels
+	 * nothing then, but a socket established meanwhile shares keys with
+	 * later ones. */
+	if (kcancel && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
+		struct conn *c = bpf_sk_storage_get(&conns, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+		if (c) {
+			c->start_ns = bpf_ktime_get_ns();
+			c->flags = DISCONNECT_F_SEEN | DISCONNECT_F_PASSIVE;
+			kc_count_established(sk, &c->counted, &c->key);
+		}
+		return 0;
+	}
+	if (kcancel && quiet) {
+		if (newstate == TCP_CLOSE) {
+			struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
+			if (c)
+				kc_count_closed(&c->counted, c->key);
+		}
+		return 0;
+	}
 
 	if (newstate == TCP_ESTABLISHED) {
 		/* Accepted connections come from SYN_RECV (the child socket
@@ -172,11 +222,12 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	}
 
-	if (oldstate == TCP_ESTABLISHED && newstate == TCP_CLOSE_WAIT) {
-		report(sk, DISCONNECT_FIN, oldstate, 0);
-		return 0;
-	}
-
+	/* One call site for report(): the verifier walks it (and the
+	 * kernel-side cancel in it) once, not once per kind. */
+	kind = 0;
+	err = 0;
+	if (oldstate == TCP_ESTABLISHED && newstate == TCP_CLOSE_WAIT)
+		kind = DISCONNECT_FIN;
 	/* A reset was already reported by on_receive_reset, which runs just
 	 * before tcp_reset() stores ECONNRESET (EPIPE in CLOSE_WAIT) and
 	 * closes; any other error on the way to CLOSE is a timeout or an
@@ -185,7 +236,17 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 	    (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT)) {
 		err = sk->sk_err;
 		if (err && err != ECONNRESET && err != EPIPE)
-			report(sk, DISCONNECT_ERR, oldstate, err);
+			kind = DISCONNECT_ERR;
+		else
+			err = 0;
+	}
+	if (kind)
+		report(sk, kind, oldstate, err);
+	/* After the report: the socket counted until now. */
+	if (kcancel && newstate == TCP_CLOSE) {
+		struct conn *c = bpf_sk_storage_get(&conns, sk, 0, 0);
+		if (c)
+			kc_count_closed(&c->counted, c->key);
 	}
 	return 0;
 }

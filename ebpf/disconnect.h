@@ -37,9 +37,14 @@ struct disconnect_event {
 	__u8 oldstate;		/* TCP state before the event (TCP_ESTABLISHED...) */
 	__u8 error;		/* sk_err for DISCONNECT_ERR (ETIMEDOUT...), else 0 */
 	__u16 pad;
+	/* Appended for the kernel-side cancel (kcancel.h): 0 unless flags has
+	 * DISCONNECT_F_KHANDLED. */
+	__u32 gen;		/* the generation whose threads the kernel cancelled */
+	__u16 krec;		/* DISCONNECT_F_KSIGFAIL: the record it could not signal, + 1 */
+	__u16 kbound;		/* DISCONNECT_F_KHANDLED: the threads it found bound */
 };
 
-/* Ring buffer size: 4096 events of 88 bytes fit; a burst larger than that
+/* Ring buffer size: 4096 events of 96 bytes (+ 8 of header) fit; a burst larger than that
  * between two polls is dropped and counted in the `dropped` global. */
 #define DISCONNECT_RINGBUF_BYTES	(512 * 1024)
 

@@ -21,6 +21,7 @@ struct cs_process {
 	_Atomic uint32_t next_gen;	/* connection generations */
 	_Atomic int serving;	/* a client connection was accepted: waits are worth a look */
 	cs_once ebpf_state;	/* enum cs_ebpf_state, the eBPF watcher's load (watch/ebpf_watcher.c) */
+	_Atomic int kernel_cancels;	/* the eBPF program cancels threads itself (track/kshared.h) */
 };
 
 /* Where the eBPF watcher stands: process-wide, since the statistics name the
@@ -40,6 +41,14 @@ extern struct cs_process cs_proc;
 static inline const char *cs_process_mode_name(void)
 {
 	return atomic_load(&cs_proc.ebpf_state) == CS_EBPF_LIVE ? "ebpf" : "epoll";
+}
+
+/* In mode ebpf, who cancels: "kernel" or "watcher"; "" in mode epoll. */
+static inline const char *cs_process_canceller_name(void)
+{
+	if (atomic_load(&cs_proc.ebpf_state) != CS_EBPF_LIVE)
+		return "";
+	return atomic_load(&cs_proc.kernel_cancels) ? "kernel" : "watcher";
 }
 
 /* Turns the shim off for the rest of the process after an internal failure:

@@ -145,7 +145,7 @@ void cs_cancel_log(struct cs_thread *t, long nr)
 	if (at && atomic_load_explicit(&t->cancel_gen, memory_order_relaxed) == gen) {
 		uint64_t mono = cs_stats_now_ns();
 		since = mono > at ? (long long)(mono - at) : 0;
-		reason = (int)atomic_load_explicit(&t->cancel_rst, memory_order_relaxed);
+		reason = (int)(atomic_load_explicit(&t->cancel_rst, memory_order_relaxed) & 1);
 	}
 	if (cs_raw3(SYS_getsockname, t->bound_fd, (long)&local, (long)&llen) < 0)
 		llen = 0;

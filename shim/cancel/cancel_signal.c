@@ -1,8 +1,13 @@
 /* The cancel signal.
  *
  * Ours is told apart from the application's by how it was sent: the watcher
- * uses rt_tgsigqueueinfo with SI_QUEUE, our pid and a per-process cookie.
- * Anything else is the application's and goes to the action it installed.
+ * uses rt_tgsigqueueinfo with SI_QUEUE, our pid and a per-process cookie;
+ * the eBPF program (mode ebpf, kernel-side cancel) uses bpf_send_signal_task,
+ * which the kernel delivers as SI_KERNEL, pid 0, with the cookie as its
+ * value. No process can send SI_KERNEL to another (rt_sigqueueinfo refuses
+ * si_code >= 0 unless the target is the caller), so it cannot be forged from
+ * outside. Anything else is the application's and goes to the action it
+ * installed.
  *
  * The handler only moves the program counter (see syscall_cp_x86_64.S): no
  * allocation, no lock, no stdio, errno saved. */
@@ -95,7 +100,7 @@ static void on_signal(int signo, siginfo_t *si, void *ucv)
 {
 	int saved = errno;
 
-	if (si->si_code == SI_QUEUE && si->si_pid == cs_proc.pid &&
+	if (((si->si_code == SI_QUEUE && si->si_pid == cs_proc.pid) || si->si_code == SI_KERNEL) &&
 	    (uint32_t)si->si_value.sival_int == cs_proc.cookie) {
 		ucontext_t *uc = ucv;
 		uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];

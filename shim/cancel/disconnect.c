@@ -17,6 +17,7 @@
 #include "cancel/profile.h"
 #include "stats/stats.h"
 #include "track/fdtable.h"
+#include "track/kshared.h"
 #include "track/threads.h"
 
 struct marking {
@@ -142,4 +143,62 @@ void cs_disconnect_seen(uint32_t gen, int fd, int rst, uint64_t seen_ns)
 	 * on to another client or turned out to run an event loop. */
 	if (!bound && first)
 		cs_stat_add(CS_STAT_UNBOUND, 1);
+}
+
+void cs_disconnect_kernel(uint32_t gen, int fd, int rst, uint64_t seen_ns, unsigned kbound)
+{
+	uint64_t now = cs_stats_now_ns();
+	size_t n;
+
+	if (!gen)
+		return;
+	if (seen_ns && seen_ns <= now)
+		now = seen_ns;
+	cs_debug("disconnect conn=%u fd=%d %s via ebpf, cancelled by the kernel (%u threads)", gen, fd,
+		 rst ? "rst" : "fin", kbound);
+	/* The disconnect itself (and whether anyone was bound) is counted from
+	 * the program's counters (cs_disconnect_fold_kernel); its listener's row
+	 * by whoever marks the descriptor DEAD first: this drain, the cancelled
+	 * thread (cs_disconnect_kernel_seen) or the close (..._closed). */
+	cs_disconnect_kernel_seen(gen, fd);
+	/* The threads beyond the program's records, and any it could not
+	 * change; those it cancelled have CANCEL and are skipped. */
+	n = cs_threads_limit();
+	for (size_t i = 0; i < n; i++) {
+		struct cs_thread *t = cs_thread_at(i);
+		if (t && atomic_load_explicit(&t->tid, memory_order_relaxed))
+			cancel_thread(t, gen, fd, rst, now);
+	}
+}
+
+void cs_disconnect_kernel_seen(uint32_t gen, int fd)
+{
+	unsigned port;
+
+	if (fd >= 0 && mark_dead(gen, fd, &port))
+		cs_stats_port_add(port, CS_PORT_DISCONNECTS);
+}
+
+void cs_disconnect_kernel_closed(uint64_t old)
+{
+	cs_stats_port_add(CS_CLIENT_PORT(old), CS_PORT_DISCONNECTS);
+}
+
+void cs_disconnect_fold_kernel(void)
+{
+	struct cs_kshared_counts c;
+
+	cs_kshared_take_counts(&c);
+	if (c.cancels) {
+		cs_stat_add(CS_STAT_CANCELS, c.cancels);
+		cs_stat_add(CS_STAT_KERNEL_CANCELS, c.cancels);
+	}
+	if (c.wakeups)
+		cs_stat_add(CS_STAT_WAKEUPS, c.wakeups);
+	if (c.fin)
+		cs_stat_add(CS_STAT_DISCONNECT_FIN, c.fin);
+	if (c.rst)
+		cs_stat_add(CS_STAT_DISCONNECT_RST, c.rst);
+	if (c.unbound)
+		cs_stat_add(CS_STAT_UNBOUND, c.unbound);
 }

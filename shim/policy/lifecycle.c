@@ -23,6 +23,7 @@
 #include "stats/stats.h"
 #include "track/conn_key.h"
 #include "track/fdtable.h"
+#include "track/kshared.h"
 #include "track/scope.h"
 #include "track/thread_id.h"
 #include "track/threads.h"
@@ -109,6 +110,9 @@ static void forget_parent_watchers(int fd, _Atomic uint64_t *slot, void *arg)
  * thread is not among the survivors. Nothing here takes a lock. */
 static void reset_in_child(void)
 {
+	/* First: the memory shared with the parent's eBPF program (thread
+	 * records among it) becomes the child's own copy. */
+	cs_kshared_after_fork_child();
 	cs_proc.pid = (int)cs_raw0(SYS_getpid);
 	cs_log_after_fork_child();
 	/* A thread of the parent was starting the machinery at the fork: it

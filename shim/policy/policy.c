@@ -11,10 +11,13 @@
 #include "base/raw_syscall.h"
 #include "cancel/cancel_log.h"
 #include "cancel/cancel_signal.h"
+#include "cancel/disconnect.h"
 #include "cancel/observe.h"
 #include "cancel/profile.h"
 #include "policy/machinery.h"
 #include "stats/stats.h"
+#include "track/conn_key.h"
+#include "track/kshared.h"
 #include "watch/ebpf_watcher.h"
 #include "watch/watcher.h"
 
@@ -78,6 +81,16 @@ static void bind_to(struct cs_thread *t, int fd, uint64_t slot)
 	now = ref ? atomic_load(ref) : 0;
 	if (CS_SLOT_KIND(now) == CS_KIND_CLIENT && (uint32_t)now == gen && !(now & CS_CLIENT_BOUND))
 		now = atomic_fetch_or(ref, CS_CLIENT_BOUND) | CS_CLIENT_BOUND;
+	/* Mode ebpf, kernel-side cancel: the program marks the connection's
+	 * entry DEAD before it scans the threads, and the watcher sets DEAD in
+	 * the descriptor's word only when it next wakes (a second later, maybe):
+	 * the entry is read here, after the state, like the word. */
+	if (CS_SLOT_KIND(now) == CS_KIND_CLIENT && (uint32_t)now == gen && (now & CS_CLIENT_EBPF) &&
+	    !(now & CS_CLIENT_DEAD) && cs_kshared_on()) {
+		int rst;
+		if (cs_kshared_dead(cs_conn_key_kidx(fd), gen, &rst))
+			now |= CS_CLIENT_DEAD;
+	}
 	if (CS_SLOT_KIND(now) == CS_KIND_CLIENT && (uint32_t)now == gen && (now & CS_CLIENT_DEAD)) {
 		expected = gen;
 		/* Gone before its request was read: the work about to start
@@ -120,6 +133,20 @@ void cs_conn_descriptor_gone(int fd, uint64_t old)
 	uint64_t s;
 
 	cs_stat_add(CS_STAT_CLOSED, 1);
+	/* The kernel-side index must not name a connection we let go of. */
+	if ((old & CS_CLIENT_EBPF) && cs_kshared_on()) {
+		unsigned kidx = cs_conn_key_kidx(fd);
+		int rst;
+		/* Seen ending by the program, not yet by the watcher: its row
+		 * counts now, the watcher will not find it any more. */
+		if (!(old & CS_CLIENT_DEAD) && cs_kshared_dead(kidx, gen, &rst))
+			cs_disconnect_kernel_closed(old);
+		if (!(old & CS_CLIENT_SHARED))
+			cs_kshared_closed(kidx, gen);
+		/* The program's counts (a disconnect it saw, with nobody
+		 * cancelled, shows by the time its descriptor is closed). */
+		cs_disconnect_fold_kernel();
+	}
 	if (!t || !gen)
 		return;
 	s = atomic_load(&t->state);
@@ -397,6 +424,17 @@ static inline enum cp_outcome cancellable_call(struct cs_thread *t, long nr, lon
 static long fail_cancelled(struct cs_thread *t, unsigned cls, const char *what, int fd, long nr, uint64_t st)
 {
 	count_failure(cls, what, fd);
+	if (cs_kshared_on()) {
+		uint32_t why = atomic_load_explicit(&t->cancel_rst, memory_order_relaxed);
+		/* The program made this cancel: its counts, and the debug line
+		 * the watcher would have written. */
+		cs_disconnect_fold_kernel();
+		if ((why & 2) && atomic_load_explicit(&t->cancel_gen, memory_order_relaxed) == (uint32_t)st) {
+			cs_debug("cancel conn=%u tid=%d reason=%s (by the kernel)", (uint32_t)st, atomic_load(&t->tid),
+				 (why & 1) ? "rst" : "fin");
+			cs_disconnect_kernel_seen((uint32_t)st, t->bound_fd);
+		}
+	}
 	cs_stats_port_cancel(t->bound_fd, (uint32_t)st);
 	cs_cancel_log(t, nr);
 	cs_stats_cancel_done(t, (uint32_t)st);

@@ -71,6 +71,7 @@ static void fill_header(struct cs_seg_header *h, uint64_t ns, int pid)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	copy_str(h->mode, sizeof h->mode, cs_process_mode_name());
+	copy_str(h->canceller, sizeof h->canceller, cs_process_canceller_name());
 	copy_str(h->mode_requested, sizeof h->mode_requested, cs_mode_name(cs_proc.cfg.mode));
 	copy_str(h->on, sizeof h->on, cs_on_name(cs_proc.cfg.on));
 	cs_calls_format(cs_proc.cfg.calls, h->calls, sizeof h->calls);
@@ -234,6 +235,8 @@ void cs_stats_owner_restore(long prev)
 
 void cs_stats_mode_changed(void)
 {
-	if (cs_once_done(&pub_state) && segment)
+	if (cs_once_done(&pub_state) && segment) {
 		copy_str(segment->mode, sizeof segment->mode, cs_process_mode_name());
+		copy_str(segment->canceller, sizeof segment->canceller, cs_process_canceller_name());
+	}
 }

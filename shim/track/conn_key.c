@@ -5,34 +5,29 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <linux/types.h>
+
 #include "base/raw_syscall.h"
+#include "kcancel.h"
 #include "track/fdtable.h"
 
 /* The same two levels as the descriptor table (fdtable.h), allocated only
  * by a process that accepts TCP clients while the eBPF watcher runs. */
 static _Atomic(_Atomic uint64_t *) pages[CS_FD_PAGES];
 
-/* Two words per descriptor: its key, and the cookie of a disconnect the
- * watcher saw for it before anyone needed it (cs_conn_key_stash). */
-#define PAGE_BYTES (2 * CS_FD_PAGE_SIZE * sizeof(uint64_t))
-#define KEY(page, i) (&(page)[2 * (i)])
-#define COOKIE(page, i) (&(page)[2 * (i) + 1])
+/* Three words per descriptor: its key, the cookie of a disconnect the
+ * watcher saw for it before anyone needed it (cs_conn_key_stash), and its
+ * entry in the kernel-side index + 1 (cs_conn_key_set_kidx). */
+#define PAGE_BYTES (3 * CS_FD_PAGE_SIZE * sizeof(uint64_t))
+#define KEY(page, i) (&(page)[3 * (i)])
+#define COOKIE(page, i) (&(page)[3 * (i) + 1])
+#define KIDX(page, i) (&(page)[3 * (i) + 2])
 
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-	h ^= v;
-	h *= 0xff51afd7ed558ccdull;
-	return h ^ (h >> 33);
-}
-
-/* addr: the peer as 16 bytes of IPv6 (IPv4 mapped as ::ffff:a.b.c.d). */
+/* addr: the peer as 16 bytes of IPv6 (IPv4 mapped as ::ffff:a.b.c.d). The
+ * eBPF program computes the same function (kcancel.h) from a socket. */
 static uint64_t key_of(const uint32_t addr[4], uint16_t rport, uint16_t lport)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull;
-	for (int i = 0; i < 4; i++)
-		h = mix(h, addr[i]);
-	h = mix(h, ((uint64_t)rport << 16) | lport);
-	return h ? h : 1;
+	return kc_key(addr, rport, lport);
 }
 
 static void mapped_v4(uint32_t out[4], uint32_t v4)
@@ -118,6 +113,28 @@ uint64_t cs_conn_key_stashed(int fd)
 {
 	_Atomic uint64_t *c = cookie_ref(fd);
 	return c ? atomic_load(c) : 0;
+}
+
+static _Atomic uint64_t *kidx_ref(int fd)
+{
+	_Atomic uint64_t *page;
+	if ((unsigned)fd >= CS_FD_MAX)
+		return NULL;
+	page = atomic_load_explicit(&pages[(unsigned)fd >> CS_FD_PAGE_BITS], memory_order_acquire);
+	return page ? KIDX(page, fd & (CS_FD_PAGE_SIZE - 1)) : NULL;
+}
+
+void cs_conn_key_set_kidx(int fd, unsigned kidx1)
+{
+	_Atomic uint64_t *k = kidx_ref(fd);
+	if (k)
+		atomic_store_explicit(k, kidx1, memory_order_relaxed);
+}
+
+unsigned cs_conn_key_kidx(int fd)
+{
+	_Atomic uint64_t *k = kidx_ref(fd);
+	return k ? (unsigned)atomic_load_explicit(k, memory_order_relaxed) : 0;
 }
 
 /* ---- the index: key -> descriptor --------------------------------------

@@ -46,6 +46,10 @@ int cs_conn_key_find(uint64_t key, int fds[], int max);
 void cs_conn_key_stash(int fd, uint64_t cookie);
 uint64_t cs_conn_key_stashed(int fd);
 
+/* fd's entry in the kernel-side index (track/kshared.h), + 1; 0: none. */
+void cs_conn_key_set_kidx(int fd, unsigned kidx1);
+unsigned cs_conn_key_kidx(int fd);
+
 /* A disconnect that arrived before its connection was accepted (it waited
  * in the accept queue) finds no descriptor. The watcher notes it here, and
  * accept() looks for its key. A note lives until accept takes it or the

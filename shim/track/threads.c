@@ -12,6 +12,39 @@ __thread struct cs_tls cs_tls __attribute__((tls_model("initial-exec")));
 
 static _Atomic(struct cs_thread *) chunks[CHUNKS];
 static _Atomic size_t limit;	/* records handed out so far: the walk's bound */
+/* Where the eBPF program reads the walk's bound (cs_threads_share), or NULL. */
+static _Atomic(_Atomic uint32_t *) limit_mirror;
+static _Atomic int refused;	/* a fork child that could not privatise chunk 0 */
+
+int cs_threads_share(struct cs_thread *chunk0, size_t records, uint32_t *mirror)
+{
+	struct cs_thread *expected = NULL;
+
+	if (records != CHUNK_RECORDS || !atomic_compare_exchange_strong(&chunks[0], &expected, chunk0))
+		return -1;
+	atomic_store(&limit_mirror, (_Atomic uint32_t *)mirror);
+	/* Records claimed while we installed it came from it, too. */
+	atomic_store((_Atomic uint32_t *)mirror, (uint32_t)cs_threads_limit());
+	return 0;
+}
+
+void cs_threads_refuse(void)
+{
+	atomic_store(&refused, 1);
+}
+
+/* Before a record from index i is used: the program scans up to the bound. */
+static void mirror_limit(size_t i)
+{
+	_Atomic uint32_t *m = atomic_load_explicit(&limit_mirror, memory_order_acquire);
+	uint32_t want = i + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(i + 1), was;
+
+	if (!m)
+		return;
+	was = atomic_load(m);
+	while (was < want && !atomic_compare_exchange_weak(m, &was, want))
+		;
+}
 
 static struct cs_thread *chunk_for(size_t c, int allocate)
 {
@@ -64,6 +97,8 @@ struct cs_thread *cs_thread_claim(int tid)
 	size_t n = cs_threads_limit(), i;
 	struct cs_thread *t;
 
+	if (atomic_load_explicit(&refused, memory_order_relaxed))
+		return NULL;
 	for (i = 0; i < n; i++) {
 		t = cs_thread_at(i);
 		if (t && atomic_load_explicit(&t->tid, memory_order_relaxed) == 0 && take(t, tid))
@@ -77,6 +112,7 @@ struct cs_thread *cs_thread_claim(int tid)
 		}
 		if (!chunk_for(i / CHUNK_RECORDS, 1))
 			return NULL;
+		mirror_limit(i);
 		t = cs_thread_at(i);
 		if (take(t, tid))
 			return t;
@@ -91,6 +127,14 @@ void cs_thread_release(struct cs_thread *t)
 
 void cs_threads_after_fork_child(int tid)
 {
+	/* The child's program (if it loads one) does not see chunk 0. */
+	atomic_store(&limit_mirror, NULL);
+	/* Chunk 0 is still the parent's memory (it could not be made
+	 * private): touch nothing, and the forking thread has no record. */
+	if (atomic_load(&refused)) {
+		cs_tls.rec = NULL;
+		return;
+	}
 	size_t n = cs_threads_limit();
 	for (size_t i = 0; i < n; i++) {
 		struct cs_thread *t = cs_thread_at(i);

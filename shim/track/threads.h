@@ -37,7 +37,8 @@ struct cs_thread {
 	 * (set on the cancellable path only, before INCALL; 0: a call that
 	 * would not be failed), for observe mode's log line. */
 	_Atomic int call_nr;
-	_Atomic uint32_t cancel_rst;	/* that cancel was for a reset (cancel_log.h) */
+	_Atomic uint32_t cancel_rst;	/* bit 0: that cancel was for a reset (cancel_log.h); bit 1: the
+					 * eBPF program made it (ebpf/kcancel.h) */
 	char pad[64 - 2 * sizeof(uint64_t) - 5 * sizeof(int)];
 };
 _Static_assert(sizeof(struct cs_thread) == 64, "a thread record is one cache line");
@@ -66,6 +67,16 @@ void cs_thread_release(struct cs_thread *t);
  * be NULL (a chunk not yet allocated) or free (tid 0). */
 size_t cs_threads_limit(void);
 struct cs_thread *cs_thread_at(size_t i);
+
+/* The kernel-side cancel (track/kshared.h): chunk0 (records records, which
+ * must be one chunk's worth) becomes the registry's first chunk, and the
+ * walk's bound is kept in *mirror from now on. 0, or -1 if chunk 0 exists
+ * already (records were handed out before). */
+int cs_threads_share(struct cs_thread *chunk0, size_t records, uint32_t *mirror);
+
+/* A fork child still sharing its parent's chunk 0: no records, ever, and
+ * cs_threads_after_fork_child leaves the registry alone. */
+void cs_threads_refuse(void);
 
 /* In a fork child: only the calling thread survives. */
 void cs_threads_after_fork_child(int tid);

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -28,6 +29,7 @@
 #include "stats/stats.h"
 #include "track/conn_key.h"
 #include "track/fdtable.h"
+#include "track/kshared.h"
 #include "track/threads.h"
 #include "watch/bpf_ring.h"
 
@@ -124,7 +126,10 @@ void cs_ebpf_own_fd_lost(int fd) { (void)fd; }
 #else
 
 #include "bpf_prereq.h"
+#include "cancel/cancel_signal.h"
+#include "cancel/profile.h"
 #include "disconnect.h"
+#include "kcancel.h"
 #include "watch/disconnect_skel.h"
 
 static enum cs_log_level fail_level;	/* warn when asked for by name, else info */
@@ -142,6 +147,21 @@ static struct cs_bpf_ring ring;
 
 /* ---- before loading ----------------------------------------------------- */
 
+/* /proc/self/status into buf; 0, or -1. */
+static int read_status(char *buf, size_t len)
+{
+	long fd = cs_raw4(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC, 0), n;
+
+	if (fd < 0)
+		return -1;
+	n = cs_raw3(SYS_read, fd, buf, len - 1);
+	cs_raw1(SYS_close, fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return 0;
+}
+
 /* Is a seccomp filter installed (the "Seccomp:" line of /proc/self/status
  * is 2)? A filter that does not list bpf() may kill the process for calling
  * it (systemd's SystemCallFilter= does by default): never risk the host for
@@ -149,16 +169,10 @@ static struct cs_bpf_ring ring;
 static int seccomp_filtered(void)
 {
 	char buf[4096];
-	long fd = cs_raw4(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC, 0), n;
 	const char *p;
 
-	if (fd < 0)
+	if (read_status(buf, sizeof buf) < 0)
 		return 1;	/* cannot tell: do not risk it */
-	n = cs_raw3(SYS_read, fd, buf, sizeof buf - 1);
-	cs_raw1(SYS_close, fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = 0;
 	p = strstr(buf, "\nSeccomp:");
 	if (!p)
 		return 0;	/* a kernel without seccomp */
@@ -199,6 +213,95 @@ enum cs_ebpf_state cs_ebpf_configure(enum cs_mode mode)
 	return CS_EBPF_IDLE;
 }
 
+/* ---- the kernel-side cancel: can the program cancel by itself? ------------ */
+
+/* Is the process in a pid namespace other than the initial one (its NSpid
+ * line has more than one field)? The program names threads by their global
+ * id, and the records hold the ids gettid() gives. */
+static int in_child_pid_ns(void)
+{
+	char buf[4096];
+	const char *p;
+
+	if (read_status(buf, sizeof buf) < 0)
+		return 1;
+	p = strstr(buf, "\nNSpid:");
+	if (!p)
+		return 0;	/* a kernel without pid namespaces */
+	p += strlen("\nNSpid:");
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p >= '0' && *p <= '9';
+}
+
+/* Linux 6.13 added bpf_send_signal_task. Before it the program is loaded
+ * with the kernel-side cancel compiled out (the verifier drops the calls to
+ * the missing kfuncs as dead code); if a kernel that claims the version still
+ * refuses the program, load() loads it again without. */
+static int kernel_has_signal_kfunc(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+	const char *p;
+
+	if (cs_raw1(SYS_uname, &u) < 0)
+		return 0;
+	for (p = u.release; *p >= '0' && *p <= '9'; p++)
+		major = major * 10 + (*p - '0');
+	if (*p++ != '.')
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++)
+		minor = minor * 10 + (*p - '0');
+	return major > 6 || (major == 6 && minor >= 13);
+}
+
+/* Why the program must not cancel by itself here, or NULL. */
+static const char *kcancel_unwanted(void)
+{
+	if (cs_proc.cfg.kcancel == CS_KCANCEL_OFF)
+		return "CANCELSHIM_KCANCEL=off";
+	if (cs_proc.cfg.action == CS_ACTION_OBSERVE)
+		return "CANCELSHIM_ACTION=observe";
+	if (cs_profile_in_force() != CS_PROFILE_NONE)
+		return "a profile acts on busy threads (CANCELSHIM_PROFILE)";
+	if (!kernel_has_signal_kfunc())
+		return "the kernel has no bpf_send_signal_task (Linux 6.13)";
+	if (in_child_pid_ns())
+		return "the process is in a pid namespace";
+	if (cs_kshared_inherited())
+		return "a fork child of a process that had it";
+	return NULL;
+}
+
+static const char *kcancel_why;	/* why not, for the info line */
+static struct kc_shared *kc_mem;	/* the mapped `shared` value */
+
+/* After the load with the kernel-side cancel compiled in: map the shared
+ * value and hand its records to the registry; 0, or -1 with kcancel_why. */
+static int share_with_kernel(void)
+{
+	long m = cs_raw6(SYS_mmap, 0, cs_kshared_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED,
+			 skel->maps.shared.map_fd, 0);
+
+	if (m < 0 && m > -4096) {
+		kcancel_why = "cannot map the shared memory";
+		return -1;
+	}
+	kc_mem = (struct kc_shared *)m;
+	if (cs_kshared_install(kc_mem) < 0) {
+		kcancel_why = cs_kshared_inherited() ? "a fork child of a process that had it"
+						     : "threads were registered before the program loaded";
+		cs_raw2(SYS_munmap, kc_mem, cs_kshared_bytes());
+		kc_mem = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- loading ------------------------------------------------------------ */
 
 static void mark_own(int fd)
@@ -226,6 +329,8 @@ static void keep_only_what_runs(void)
 	close_raw(skel->progs.on_set_state.prog_fd);
 	close_raw(skel->progs.on_receive_reset.prog_fd);
 	close_raw(skel->maps.conns.map_fd);
+	close_raw(skel->maps.shared.map_fd);	/* kept alive by the programs and the mapping */
+	close_raw(skel->maps.live.map_fd);
 	close_raw(skel->maps.rodata.map_fd);
 	close_raw(skel->maps.bss.map_fd);
 	n_own = 0;
@@ -296,21 +401,38 @@ static int load(void)
 		err = (int)r;
 		goto fail;
 	}
-	what = "opening the skeleton";
-	if (!(skel = disconnect__open())) {
-		err = -ENOMEM;
-		goto fail;
+	kcancel_why = kcancel_unwanted();
+	for (int kc = !kcancel_why;; kc = 0) {
+		what = "opening the skeleton";
+		if (!(skel = disconnect__open())) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		skel->rodata->filter_lports = true;
+		skel->rodata->target_netns = (__u32)st.st_ino;
+		/* Every connection on a listed port, including those established
+		 * before the instance existed: matching picks ours. */
+		skel->rodata->passive_only = false;
+		skel->rodata->kcancel = kc;
+		skel->rodata->kc_rst_only = cs_proc.cfg.on == CS_ON_RST;
+		skel->rodata->kc_signo = cs_proc.cfg.signo;
+		skel->rodata->kc_cookie = cs_proc.cookie;
+		skel->rodata->kc_tgid = cs_proc.pid;
+		what = "loading the program";
+		if (!(err = disconnect__load(skel)))
+			break;
+		err = errno ? -errno : -EINVAL;
+		disconnect__destroy(skel);
+		skel = NULL;
+		if (!kc)
+			goto fail;
+		/* The same program without the kernel-side cancel. */
+		kcancel_why = "the program that cancels did not load";
 	}
-	skel->rodata->filter_lports = true;
-	skel->rodata->target_netns = (__u32)st.st_ino;
-	/* Every connection on a listed port, including those established
-	 * before the instance existed: matching picks ours. */
-	skel->rodata->passive_only = false;
-	what = "loading the program";
-	if ((err = disconnect__load(skel)))
-		goto fail_errno;
 	/* Quiet until a thread serves a client (start_reading). */
 	skel->bss->quiet = true;
+	if (!kcancel_why && share_with_kernel() < 0)
+		skel->bss->kc_off = true;
 	what = "attaching to the TCP tracepoints";
 	if ((err = disconnect__attach(skel)))
 		goto fail_errno;
@@ -325,6 +447,7 @@ fail_errno:
 	err = errno ? -errno : -EINVAL;
 fail:
 	cs_log_failure(fail_level, "ebpf unavailable (%s: %s); using epoll", what, cs_errtext(-err));
+	cs_kshared_stop();	/* chunk 0 stays mapped: the registry holds records there */
 	cs_bpf_ring_unmap(&ring);
 	for (int i = 0; i < n_own; i++) {
 		cs_fd_exchange(own_fds[i], 0, 0);
@@ -347,10 +470,14 @@ static void load_once(void)
 		return;	/* off, loaded, failed, or another thread is at it */
 	cs_tls.busy = 1;	/* the skeleton's own calls pass straight through */
 	if (load() == 0) {
+		atomic_store(&cs_proc.kernel_cancels, kcancel_why == NULL);
 		cs_once_end(&cs_proc.ebpf_state, 1);
 		cs_fd_for_each(0, CS_FD_MAX - 1, add_listener, NULL);
 		cs_stats_mode_changed();
-		cs_info("eBPF watcher attached");
+		if (!kcancel_why)
+			cs_info("eBPF watcher attached; the kernel cancels");
+		else
+			cs_info("eBPF watcher attached; kernel-side cancel unavailable (%s)", kcancel_why);
 		/* A fork child that loads at its first accept may have its
 		 * machinery already (it is inherited). */
 		if (cs_once_done(&cs_proc.machinery))
@@ -457,9 +584,15 @@ static void try_trust(int fd, _Atomic uint64_t *slot, void *arg)
 		(*left)++;
 }
 
+/* With the kernel-side cancel the program wakes the watcher only for what
+ * it could not do: the rest is read at least once a second. */
+#define LAZY_DRAIN_MS 1000
+
 int cs_ebpf_poll_ms(void)
 {
-	return atomic_load(&need_poll) ? 2 : -1;
+	if (atomic_load(&need_poll))
+		return 2;
+	return cs_kshared_on() && atomic_load(&ring_watched) ? LAZY_DRAIN_MS : -1;
 }
 
 void cs_ebpf_tick(void)
@@ -467,6 +600,10 @@ void cs_ebpf_tick(void)
 	uint64_t now;
 	int left = 0;
 
+	if (cs_kshared_on() && atomic_load(&ring_watched)) {
+		cs_ebpf_drain();
+		cs_disconnect_fold_kernel();
+	}
 	if (!atomic_load(&need_poll))
 		return;
 	now = cs_stats_now_ns();
@@ -507,6 +644,30 @@ static int bound_thread_in_call(uint32_t gen)
 
 static int evictions_said;
 
+/* The program cancelled the threads of connection e->gen itself: what is
+ * left is the books (the descriptor's DEAD bit, the counts), a signal it
+ * could not send, and threads beyond its records (it woke us for those).
+ * Read late, maybe a second after: nothing here is done twice (a thread
+ * whose flag is set is skipped; the kernel's own cancels are folded from
+ * its counters). */
+static void handle_kernel_done(const struct disconnect_event *e, uint64_t key, int rst)
+{
+	int fds[4], n = cs_conn_key_find(key, fds, 4), fd = -1;
+
+	if (e->flags & DISCONNECT_F_KSIGFAIL) {
+		struct cs_thread *t = cs_thread_at(e->krec - 1u);
+		uint64_t st = t ? atomic_load(&t->state) : 0;
+		if ((uint32_t)st == e->gen && (st & CS_ST_CANCEL) && (st & CS_ST_INCALL) && atomic_load(&t->tid)) {
+			cs_signal_send(atomic_load(&t->tid));
+			cs_stat_add(CS_STAT_WAKEUPS, 1);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		if ((uint32_t)cs_fd_get(fds[i]) == e->gen)
+			fd = fds[i];
+	cs_disconnect_kernel(e->gen, fd, rst, e->ts_ns, e->kbound);
+}
+
 static void handle(const struct disconnect_event *e)
 {
 	int rst = e->kind != DISCONNECT_FIN, fds[4], n;
@@ -518,6 +679,10 @@ static void handle(const struct disconnect_event *e)
 		return;
 	if (!(key = cs_conn_key_from_event(e->family, e->raddr, e->rport, e->lport)))
 		return;
+	if ((e->flags & DISCONNECT_F_KHANDLED) && e->gen) {
+		handle_kernel_done(e, key, rst);
+		return;
+	}
 	/* Noted first: an accept() that stores the key after our search
 	 * below looks here (cs_ebpf_check_accepted); one of us sees the other. */
 	if (cs_conn_key_note_unmatched(key, e->cookie, rst) > 0 && !evictions_said++)
@@ -630,6 +795,25 @@ static void recheck(int fd, _Atomic uint64_t *slot, void *arg)
 
 static void distrust_if_queued(int fd, _Atomic uint64_t *slot, void *arg);
 
+/* After lost events: a thread the program flagged inside a call, whose
+ * signal it could not send (its report of that was lost too), would wait
+ * for ever. Every such thread is signalled again: a thread already woken
+ * finds its flag set and its call cut short as before. */
+static void resignal_flagged(void)
+{
+	size_t n = cs_threads_limit();
+
+	if (!cs_kshared_on())
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct cs_thread *t = cs_thread_at(i);
+		uint64_t st = t ? atomic_load(&t->state) : 0;
+		int tid = t ? atomic_load(&t->tid) : 0;
+		if ((st & CS_ST_CANCEL) && (st & CS_ST_INCALL) && tid)
+			cs_signal_send(tid);
+	}
+}
+
 void cs_ebpf_drain(void)
 {
 	struct disconnect_event e;
@@ -650,6 +834,7 @@ void cs_ebpf_drain(void)
 		 * covered connections already accepted are asked. */
 		cs_fd_for_each(0, CS_FD_MAX - 1, distrust_if_queued, NULL);
 		cs_fd_for_each(0, CS_FD_MAX - 1, recheck, &checked);
+		resignal_flagged();
 		cs_warn("the eBPF ring buffer overflowed (%llu events lost); checked %d connections instead",
 			(unsigned long long)(dropped - dropped_seen), checked);
 		dropped_seen = dropped;
@@ -716,6 +901,11 @@ void cs_ebpf_after_fork_child(void)
 {
 	int s = atomic_load(&cs_proc.ebpf_state);
 
+	/* The shared memory was made private (cs_kshared_after_fork_child) and
+	 * the child's own instance, if it loads one, leaves cancels to the
+	 * watcher: its registry has a chunk 0 already. */
+	atomic_store(&cs_proc.kernel_cancels, 0);
+	kc_mem = NULL;
 	if (s == CS_EBPF_OFF || s == CS_EBPF_FAILED)
 		return;
 	/* The links would keep the parent's programs attached after the parent
@@ -777,6 +967,8 @@ void cs_ebpf_own_fd_lost(int fd)
 		own_fds[i] = own_fds[i + 1];
 	n_own--;
 	if (cs_once_revoke(&cs_proc.ebpf_state)) {
+		cs_kshared_stop();
+		atomic_store(&cs_proc.kernel_cancels, 0);
 		cs_log_failure(CS_LOG_WARN, "the application closed the eBPF watcher's descriptor %d behind the shim's back; using epoll", fd);
 		host.rewatch_all();
 	}

@@ -43,6 +43,7 @@ int scenario_host(int argc, char **argv);
 int scenario_backlog(int argc, char **argv);
 int scenario_pool(int argc, char **argv);
 int scenario_deepown(int argc, char **argv);
+int scenario_kcancel(int argc, char **argv);
 /* probe_deepbind.c: calls from a library loaded with RTLD_DEEPBIND. */
 void probe_deep_load(void);
 int probe_deep_call(const char *call, int fd);

@@ -153,6 +153,7 @@ static const struct {
 	{ "backlog", scenario_backlog },
 	{ "pool", scenario_pool },
 	{ "deepown", scenario_deepown },
+	{ "kcancel", scenario_kcancel },
 };
 
 int main(int argc, char **argv)

@@ -29,7 +29,10 @@ Test(ebpf, covered_connection_is_cancelled_from_the_kernel_event)
 		cr_expect(strstr(r.err, "eBPF watcher attached"), "%s", r.err);
 		cr_expect(strstr(r.err, "via ebpf") && !strstr(r.err, "via epoll"),
 			  "the connection must be watched by the eBPF program, not epoll:\n%s", r.err);
-		cr_expect(strstr(r.err, how[i][0] == 'f' ? " fin via ebpf, " : " rst via ebpf, "),
+		/* The watcher's line, or (kernel-side cancel) the cancelled
+		 * thread's. */
+		cr_expect(strstr(r.err, how[i][0] == 'f' ? " fin via ebpf, " : " rst via ebpf, ") ||
+			  strstr(r.err, how[i][0] == 'f' ? "reason=fin (by the kernel)" : "reason=rst (by the kernel)"),
 			  "the kernel's event is what cancels:\n%s", r.err);
 		cr_expect_eq(probe_field(&r, "result", "first_errno"), ECANCELED);
 		probe_result_free(&r);
@@ -41,7 +44,7 @@ Test(ebpf, ipv6_and_unix_clients)
 	need_ebpf();
 	const char *env[] = { "CANCELSHIM_MODE=ebpf", "CANCELSHIM_LOG=debug", NULL };
 	struct probe_result r = probe_run(0, env, "cancel", "v6", "fin", "poll", NULL);
-	cr_expect(strstr(r.err, " fin via ebpf, "), "%s", r.err);
+	cr_expect(strstr(r.err, " fin via ebpf, ") || strstr(r.err, "reason=fin (by the kernel)"), "%s", r.err);
 	cr_expect_eq(probe_field(&r, "result", "first_errno"), ECANCELED);
 	probe_result_free(&r);
 	/* AF_UNIX has no TCP tracepoint: epoll watches it, in the same process. */
@@ -174,4 +177,125 @@ Test(ebpf, programs_that_never_listen_say_nothing, .timeout = 60)
 	free(shim);
 	tl_proc_free(p);
 	tl_cleanup_dir(dir);
+}
+
+/* ---- the kernel-side cancel (ebpf/kcancel.bpf.h) ------------------------ */
+
+static const char *const kcancel_on[] = { "CANCELSHIM_MODE=ebpf", "CANCELSHIM_LOG=info", NULL };
+static const char *const kcancel_off[] = { "CANCELSHIM_MODE=ebpf", "CANCELSHIM_LOG=info", "CANCELSHIM_KCANCEL=off", NULL };
+
+Test(ebpf, the_kernel_cancels_without_waking_the_watcher, .timeout = 120)
+{
+	need_ebpf();
+	/* 20 clients leave while their thread is blocked in read(): the
+	 * program sets the flag and signals the thread itself. The watcher
+	 * thread wakes only on its timer (once a second), never per client. */
+	struct probe_result r = probe_run(0, kcancel_on, "kcancel", "block", "20", NULL);
+	long long elapsed_ms = probe_field(&r, "kcancel", "elapsed_ms");
+	cr_expect(strstr(r.err, "eBPF watcher attached; the kernel cancels"), "%s", r.err);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancelled"), 20, "%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "kernel_cancels"), 20, "the program made every cancel:\n%s", r.out);
+	cr_expect_leq(probe_field(&r, "kcancel", "watcher_switches"), elapsed_ms / 1000 + 2,
+		      "the watcher thread was woken per connection:\n%s", r.out);
+	/* Woken by the kernel's signal, within a bound (a loaded machine). */
+	cr_expect_lt(probe_field(&r, "kcancel", "worst_us"), 200000, "%s", r.out);
+	cr_expect(strstr(r.out, "canceller=kernel"), "%s", r.out);
+	probe_result_free(&r);
+
+	/* The fallback: the same cancels, each one a wake-up of the watcher. */
+	r = probe_run(0, kcancel_off, "kcancel", "block", "20", NULL);
+	cr_expect(strstr(r.err, "kernel-side cancel unavailable (CANCELSHIM_KCANCEL=off)"), "%s", r.err);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancelled"), 20, "%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "kernel_cancels"), 0, "%s", r.out);
+	cr_expect_geq(probe_field(&r, "kcancel", "watcher_switches"), 10, "%s", r.out);
+	cr_expect(strstr(r.out, "canceller=watcher"), "%s", r.out);
+	probe_result_free(&r);
+}
+
+Test(ebpf, a_computing_thread_finds_the_kernels_flag_at_its_next_call)
+{
+	need_ebpf();
+	struct probe_result r = probe_run(0, kcancel_on, "kcancel", "busy", NULL);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancelled"), 1, "%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "kernel_cancels"), 1, "the program set the flag:\n%s", r.out);
+	/* Failed at once: no signal, no watcher, the flag was there. */
+	cr_expect_lt(probe_field(&r, "kcancel", "worst_us"), 100000, "%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "wakeups"), 0, "a thread outside any call is not signalled\n%s", r.out);
+	probe_result_free(&r);
+}
+
+Test(ebpf, two_live_connections_with_one_key_are_left_to_the_watcher)
+{
+	need_ebpf();
+	/* One peer address and port reaching 127.0.0.1 and 127.0.0.2 of a
+	 * wildcard listener: both connections have the same key. The first's
+	 * client leaves: its thread is cancelled (by the watcher, which tells
+	 * them apart by cookie), the second's request is answered. */
+	struct probe_result r = probe_run(0, kcancel_on, "kcancel", "ambiguous", NULL);
+	cr_expect_eq(probe_field(&r, "kcancel", "first_errno"), ECANCELED, "%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "second_early"), 0, "the live request was cut short\n%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "second_ret"), 1, "the live request was cancelled\n%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "kernel_cancels"), 0, "the program acted on a shared key\n%s", r.out);
+	probe_result_free(&r);
+}
+
+Test(ebpf, a_fork_child_leaves_the_parents_threads_to_the_kernel)
+{
+	need_ebpf();
+	/* The thread records the program reads are shared memory: a fork
+	 * child gets a private copy before its reset frees the records of the
+	 * threads it does not have. Without the copy, the parent's blocked
+	 * thread would lose its record and never be cancelled. */
+	struct probe_result r = probe_run(0, kcancel_on, "kcancel", "fork", NULL);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancelled"), 1, "%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "kernel_cancels"), 1, "%s", r.out);
+	cr_expect_lt(probe_field(&r, "kcancel", "worst_us"), 1000000, "%s", r.out);
+	probe_result_free(&r);
+}
+
+Test(ebpf, a_server_that_drops_privileges_keeps_the_kernel_cancelling)
+{
+	need_ebpf();
+	/* Loaded as root at listen(); the drop to nobody comes after the
+	 * listen, or after a first client. The instance's descriptors and the
+	 * shared memory stay the process's, and the program's signal needs no
+	 * permission (SI_KERNEL). */
+	const char *when[] = { "listen", "accept" };
+	for (int i = 0; i < 2; i++) {
+		struct probe_result r = probe_run(0, kcancel_on, "kcancel", "drop", when[i], NULL);
+		cr_expect(strstr(r.err, "eBPF watcher attached; the kernel cancels"), "%s: %s", when[i], r.err);
+		cr_expect_eq(probe_field(&r, "kcancel uid", "uid"), 65534, "%s", r.out);
+		cr_expect_eq(probe_field(&r, "kcancel drop", "cancelled"), 1, "%s: %s", when[i], r.out);
+		cr_expect_eq(probe_field(&r, "kcancel drop", "kernel_cancels"), 1, "%s: %s", when[i], r.out);
+		cr_expect(strstr(r.out, "canceller=kernel"), "%s: %s", when[i], r.out);
+		probe_result_free(&r);
+	}
+}
+
+Test(ebpf, threads_beyond_the_programs_records_are_cancelled_by_the_watcher, .timeout = 120)
+{
+	need_ebpf();
+	/* 300 threads blocked for their clients: the program sees the first
+	 * 256 records and wakes the watcher for the rest. */
+	struct probe_result r = probe_run(0, kcancel_on, "kcancel", "many", "300", NULL);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancelled"), 300, "%s", r.out);
+	cr_expect_geq(probe_field(&r, "kcancel", "kernel_cancels"), 1, "%s", r.out);
+	cr_expect_lt(probe_field(&r, "kcancel", "kernel_cancels"), 300, "%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancels"), 300, "each thread counted once\n%s", r.out);
+	/* The watcher is woken for them, not left to its once-a-second read. */
+	cr_expect_lt(probe_field(&r, "kcancel", "worst_us"), 300000, "%s", r.out);
+	probe_result_free(&r);
+}
+
+Test(ebpf, observe_mode_leaves_the_kernel_out)
+{
+	need_ebpf();
+	/* CANCELSHIM_ACTION=observe fails nothing: the program must not set
+	 * flags or signal (the kernel-side cancel is off, and says why). */
+	const char *env[] = { "CANCELSHIM_MODE=ebpf", "CANCELSHIM_LOG=info", "CANCELSHIM_ACTION=observe", NULL };
+	struct probe_result r = probe_run(0, env, "kcancel", "block", "1", NULL);
+	cr_expect(strstr(r.err, "kernel-side cancel unavailable (CANCELSHIM_ACTION=observe)"), "%s", r.err);
+	cr_expect_eq(probe_field(&r, "kcancel", "cancelled"), 0, "a call was failed in observe mode\n%s", r.out);
+	cr_expect_eq(probe_field(&r, "kcancel", "kernel_cancels"), 0, "%s", r.out);
+	probe_result_free(&r);
 }

@@ -41,7 +41,10 @@ Test(loops, dead_before_the_worker_binds)
 	for (int i = 0; i < 3; i++) {
 		struct probe_result r = probe_run(0, NULL, "late", cases[i][0], cases[i][1], NULL);
 		cr_expect_eq(probe_field(&r, "late", "first_errno"), ECANCELED, "%s/%s\n%s", cases[i][0], cases[i][1], r.out);
-		cr_expect_lt(probe_field(&r, "late", "call_us"), 50000);
+		/* unix in mode ebpf: this call also loads the eBPF program (the
+		 * process's first watched connection, cs_ebpf_first_watch),
+		 * 15-45 ms on a loaded machine with the kernel-side cancel. */
+		cr_expect_lt(probe_field(&r, "late", "call_us"), 100000);
 		cr_expect_eq(probe_field(&r, "late", "acceptor_ret"), 1, "the acceptor is never bound");
 		probe_result_free(&r);
 	}

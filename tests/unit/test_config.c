@@ -510,3 +510,34 @@ Test(config, profile_rejects_others_naming_the_variable)
 	cr_assert_eq(load(env, &c), -1);
 	assert_error("CANCELSHIM_PROFILE", "mysql", accepted);
 }
+
+/* ---- CANCELSHIM_KCANCEL ---------------------------------------------------- */
+
+Test(config, kcancel_defaults_to_auto_and_accepts_off)
+{
+	static const char *const env[] = { "CANCELSHIM_KCANCEL", "OFF", NULL };
+	struct cs_config c;
+	enum cs_kcancel k;
+
+	cs_config_defaults(&c);
+	cr_assert_eq(c.kcancel, CS_KCANCEL_AUTO);
+	cr_assert_eq(cs_parse_kcancel("auto", &k, err, sizeof err), 0);
+	cr_assert_eq(k, CS_KCANCEL_AUTO);
+	cr_assert_eq(load(env, &c), 0, "%s", err);
+	cr_assert_eq(c.kcancel, CS_KCANCEL_OFF);
+	cr_assert_str_eq(cs_kcancel_name(CS_KCANCEL_OFF), "off");
+	cr_assert_str_eq(cs_kcancel_name(CS_KCANCEL_AUTO), "auto");
+}
+
+Test(config, kcancel_rejects_others_naming_the_variable)
+{
+	static const char *const env[] = { "CANCELSHIM_KCANCEL", "on", NULL };
+	static const char *const accepted[] = { "auto", "off", NULL };
+	struct cs_config c;
+	enum cs_kcancel k;
+
+	cr_assert_eq(cs_parse_kcancel("yes", &k, err, sizeof err), -1);
+	assert_error("CANCELSHIM_KCANCEL", "yes", accepted);
+	cr_assert_eq(load(env, &c), -1);
+	assert_error("CANCELSHIM_KCANCEL", "on", accepted);
+}

@@ -111,6 +111,7 @@ const char *stats_parse_segment(const void *bytes, size_t len, uint64_t pid_ns, 
 	p->start_time = h.start_time;
 	p->created_ns = h.created_ns;
 	FIELD(p->mode, h.mode);
+	FIELD(p->canceller, h.canceller);
 	FIELD(p->mode_requested, h.mode_requested);
 	FIELD(p->on, h.on);
 	FIELD(p->calls, h.calls);

@@ -25,6 +25,7 @@ struct stats_proc {
 	uint64_t start_time;
 	uint64_t created_ns;
 	char mode[16], mode_requested[16], on[8], calls[32], signal[24];
+	char canceller[16];	/* mode ebpf: "kernel" or "watcher"; "" otherwise or in older segments */
 	char cmdline[CS_SEG_CMDLINE + 1];
 	uint64_t c[CS_STAT_COUNT];
 	/* The per-listener rows (0 when CANCELSHIM_PORTS is unset, or the

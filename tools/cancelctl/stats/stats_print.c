@@ -51,6 +51,7 @@ void stats_print_table(FILE *out, const struct stats_list *now, const struct sta
 		"DISCONN", "CANCELS", "ECANCELED", "P50", "P99", "WOULD");
 	if (prev)
 		fprintf(out, " %8s %8s", "DISC/s", "CANC/s");
+	fprintf(out, " %-9s", "CANCELLER");	/* mode ebpf: the eBPF program ("kernel") or the watcher thread */
 	fputc('\n', out);
 	for (size_t i = 0; i < now->n; i++) {
 		const struct stats_proc *p = &now->procs[i];
@@ -65,6 +66,7 @@ void stats_print_table(FILE *out, const struct stats_list *now, const struct sta
 			fprintf(out, " %8.1f %8.1f", q ? rate(stats_disconnects(p), stats_disconnects(q), secs) : 0.0,
 				q ? rate(p->c[CS_STAT_CANCELS], q->c[CS_STAT_CANCELS], secs) : 0.0);
 		}
+		fprintf(out, " %-9s", p->canceller[0] ? p->canceller : "-");
 		fputc('\n', out);
 	}
 	if (!now->n)
@@ -113,6 +115,13 @@ void stats_print_json(FILE *out, const struct stats_list *l)
 			p->version, p->start_time, p->created_ns);
 		fprintf(out, "\"mode\":");
 		json_str(out, p->mode);
+		/* Mode ebpf: who cancels, "kernel" (the eBPF program) or
+		 * "watcher"; null in mode epoll and in older segments. */
+		fprintf(out, ",\"canceller\":");
+		if (p->canceller[0])
+			json_str(out, p->canceller);
+		else
+			fprintf(out, "null");
 		fprintf(out, ",\"settings\":{\"mode\":");
 		json_str(out, p->mode_requested);
 		fprintf(out, ",\"on\":");
@@ -132,6 +141,7 @@ void stats_print_json(FILE *out, const struct stats_list *l)
 		json_u(out, "disconnects_rst", p->c[CS_STAT_DISCONNECT_RST], 1);
 		json_u(out, "disconnects_unbound", p->c[CS_STAT_UNBOUND], 1);
 		json_u(out, "cancels", p->c[CS_STAT_CANCELS], 1);
+		json_u(out, "kernel_cancels", p->c[CS_STAT_KERNEL_CANCELS], 1);
 		json_u(out, "wakeups", p->c[CS_STAT_WAKEUPS], 1);
 		fprintf(out, "\"ecanceled\":{");
 		json_u(out, "net", p->c[CS_STAT_FAILED_NET], 1);
@@ -217,6 +227,7 @@ static const struct prom_simple simple[] = {
 	{ NULL, NULL, NULL, CS_STAT_DISCONNECT_RST, "reason", "rst" },
 	{ "cancelshim_disconnects_unbound_total", "counter", "Disconnects for which no thread was bound to the connection (nothing to cancel).", CS_STAT_UNBOUND, NULL, NULL },
 	{ "cancelshim_cancels_total", "counter", "Threads cancelled because the client they served went away.", CS_STAT_CANCELS, NULL, NULL },
+	{ "cancelshim_kernel_cancels_total", "counter", "Of those, cancelled by the eBPF program itself (mode ebpf, kernel-side cancel).", CS_STAT_KERNEL_CANCELS, NULL, NULL },
 	{ "cancelshim_wakeups_total", "counter", "Cancelled threads woken by the cancel signal from inside a blocking call.", CS_STAT_WAKEUPS, NULL, NULL },
 	{ "cancelshim_ecanceled_calls_total", "counter", "Calls failed with ECANCELED, by call class.", CS_STAT_FAILED_NET, "class", "net" },
 	{ NULL, NULL, NULL, CS_STAT_FAILED_WAIT, "class", "wait" },
@@ -246,8 +257,8 @@ void stats_print_prometheus(FILE *out, const struct stats_list *l)
 		const struct stats_proc *p = &l->procs[i];
 		fprintf(out, "cancelshim_info{pid=\"%d\",command=", p->pid);
 		prom_label(out, p->cmdline);
-		fprintf(out, ",mode=\"%s\",requested_mode=\"%s\",on=\"%s\",calls=\"%s\",signal=\"%s\"} 1\n", p->mode,
-			p->mode_requested, p->on, p->calls, p->signal);
+		fprintf(out, ",mode=\"%s\",requested_mode=\"%s\",on=\"%s\",calls=\"%s\",signal=\"%s\",canceller=\"%s\"} 1\n",
+			p->mode, p->mode_requested, p->on, p->calls, p->signal, p->canceller);
 	}
 	for (size_t k = 0; k < sizeof simple / sizeof simple[0];) {
 		size_t end = k + 1;
