@@ -65,8 +65,9 @@ def main():
                     + " ".join(f"{med(by[s]) / 1000:.2f}" for s in sides) + "\n")
             fig = ("2. Throughput" if conn == "keepalive" else "3. Connection rate") + f", {names[kind]}"
             for s in measured:
-                # The issue's targets: 98% kept alive; a new connection per
-                # request 97% in mode epoll, 99% in mode ebpf.
+                # The targets: 98% kept alive; a new connection per request
+                # 97% in mode epoll and with the watcher, 99% when the kernel
+                # cancels (issue 13).
                 target = 98 if conn == "keepalive" else 99 if s == "ebpf" else 97
                 r = entry[s]["ratio_pct"]
                 row(f"{fig} ({s})", f"≥ {target}% of plain",
@@ -82,10 +83,16 @@ def main():
     res["syscalls_per_connection"] = sc
     res["syscalls_per_connection_with_a_wait"] = scw
     for s in measured:
-        row(f"3. Syscalls per connection, C server ({s})", "report",
-            f"{sc[s]:.2f} (plain {sc['plain']:.2f}, +{sc[s] - sc['plain']:.2f})", "—")
-        row(f"3. Syscalls per connection, requests with one cancellable wait ({s})", "report",
-            f"{scw[s]:.2f} (plain {scw['plain']:.2f}, +{scw[s] - scw['plain']:.2f})", "—")
+        # Issue 13: no system call added per connection when the kernel
+        # cancels (the watcher is not woken per connection). Rounded to the
+        # figure's precision: strace's counts vary by a few calls per run.
+        target = "+0.0" if s == "ebpf" else "report"
+        row(f"3. Syscalls per connection, C server ({s})", target,
+            f"{sc[s]:.2f} (plain {sc['plain']:.2f}, +{sc[s] - sc['plain']:.2f})",
+            round(sc[s] - sc["plain"], 1) <= 0 if s == "ebpf" else "—")
+        row(f"3. Syscalls per connection, requests with one cancellable wait ({s})", target,
+            f"{scw[s]:.2f} (plain {scw['plain']:.2f}, +{scw[s] - scw['plain']:.2f})",
+            round(scw[s] - scw["plain"], 1) <= 0 if s == "ebpf" else "—")
     not_yet("3. Syscalls per connection, C server", "report")
 
     # 4. cancel latency
@@ -103,8 +110,16 @@ def main():
         target = "≤ 200 µs p99" if load == "idle" else "report"
         met = v["p99_us"] <= 200 and v["missed"] == 0 if load == "idle" else "—"
         # The shim's own histogram: from the kernel's timestamp of the TCP
-        # event in mode ebpf, from the watcher's wake-up in mode epoll.
-        since = "kernel event" if mode == "ebpf" else "watcher wake-up"
+        # event in mode ebpf (either canceller), from the watcher's wake-up
+        # in mode epoll.
+        since = "kernel event" if mode.startswith("ebpf") else "watcher wake-up"
+        # Issue 13, when the kernel cancels: p99 ≤ 100 µs from the kernel's
+        # event (the histogram's bucket bound), and below mode epoll's from
+        # the client's close (compared once both are read: below).
+        if mode == "ebpf" and load == "idle" and "shim_p99_le_us" in v:
+            target = "≤ 100 µs p99 from the kernel's event; below epoll's from the close"
+            ep = lat.get(f"epoll/{load}/{how}", {}).get("p99_us", float("inf"))  # epoll is measured first
+            met = v["shim_p99_le_us"] <= 100 and v["missed"] == 0 and v["p99_us"] < ep
         shim = (f"; shim's histogram from the {since}: p50 < {v['shim_p50_le_us']:.0f} µs, "
                 f"p99 < {v['shim_p99_le_us']:.0f} µs") if "shim_p99_le_us" in v else ""
         row(f"4. Cancel latency, {how.upper()}, {load} ({mode})", target,

@@ -125,7 +125,9 @@ def main():
     base = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     sides = {"plain": base}
     for mode in a.modes.split(","):
-        sides[mode] = dict(base, LD_PRELOAD=a.shim, CANCELSHIM_MODE=mode)
+        # "ebpf-watcher": mode ebpf with the kernel-side cancel off (bench/run).
+        kcancel = {"CANCELSHIM_KCANCEL": "off"} if mode == "ebpf-watcher" else {}
+        sides[mode] = dict(base, LD_PRELOAD=a.shim, CANCELSHIM_MODE=mode.removesuffix("-watcher"), **kcancel)
     rows = {s: [] for s in sides}
     next_id = 1
     for r in range(a.rounds):
