@@ -4,7 +4,11 @@
  * the server's acceptor is not the loop, the acceptor: accept ends any
  * binding, so which thread accepts does not matter).
  *
- * pool waitress|puma|gthread|tomcat FAMILY fin|rst
+ * pool waitress|puma|puma-late|gthread|tomcat FAMILY fin|rst
+ *
+ * puma-late: the reactor takes A back only after B's follow-up has run (it
+ * was busy, or waiting for Ruby's lock): what ends the worker's binding to A
+ * is its wake-up of the reactor, not the reactor's re-arm.
  *
  * Output: "pool ... live_ret=R live_errno=E" for a request whose unrelated,
  * idle keep-alive client closed (must succeed), "dead_ret=R dead_errno=E"
@@ -31,7 +35,8 @@ struct pool {
 	int rst;
 	struct endpoint ep;
 	int listener, up[2], wake[2], ep_fd;
-	int a, b, c;			/* server side */
+	int a, b, c, z;			/* server side */
+	int late;			/* puma-late */
 	_Atomic int step;		/* progress, see each scenario */
 	_Atomic int quit;
 	_Atomic pid_t worker_tid, loop_tid;
@@ -248,7 +253,8 @@ static void *puma_reactor(void *arg)
 
 	atomic_store(&p->loop_tid, probe_gettid());
 	loop_add(p, p->wake[0]);
-	step_to(p, 1);
+	if (!p->late)
+		step_to(p, 1);
 	while (!atomic_load(&p->quit)) {
 		int n = loop_wait(p, got, 8);
 		for (int i = 0; i < n; i++) {
@@ -257,7 +263,13 @@ static void *puma_reactor(void *arg)
 			if (fd == p->wake[0]) {
 				if (read(fd, &cmd, 1) != 1)
 					continue;
-				if (cmd == 'a' || cmd == 'b')	/* a connection handed over */
+				if (cmd == 'z') {	/* an idle kept-alive client, parked */
+					loop_add(p, p->z);
+					step_to(p, 1);
+				}
+				/* A connection handed over; late: A is not taken
+				 * back before it leaves (the reactor was slow). */
+				if ((cmd == 'a' && !p->late) || cmd == 'b')
 					loop_add(p, cmd == 'a' ? p->a : p->b);
 				if (cmd == 'a')
 					step_to(p, 3);
@@ -302,6 +314,14 @@ static void puma(struct pool *p)
 
 	make_loop_set(p);
 	start_threads(p, puma_reactor, puma_worker, th);
+	if (p->late) {
+		/* The reactor already holds a kept-alive client (its set is an
+		 * event loop's) when the worker hands A over. */
+		int cz = probe_connect(&p->ep);
+		p->z = accept4(p->listener, NULL, NULL, SOCK_CLOEXEC);
+		if (cz < 0 || p->z < 0 || write(p->wake[1], "z", 1) != 1)
+			die("client Z");
+	}
 	step_wait(p, 1);
 	if (client_says(p, &ca) < 0)
 		die("client A");
@@ -480,7 +500,7 @@ int scenario_pool(int argc, char **argv)
 		die("socketpair");
 	if (!strcmp(how, "waitress"))
 		waitress(&p);
-	else if (!strcmp(how, "puma"))
+	else if (!strcmp(how, "puma") || (p.late = !strcmp(how, "puma-late")))
 		puma(&p);
 	else if (!strcmp(how, "gthread"))
 		gthread(&p);

@@ -6,6 +6,8 @@
  *  - puma: the worker reads A, hands it to the reactor (EPOLL_CTL_ADD into
  *    a set made at boot), runs B's follow-up the reactor read: A closing must
  *    not fail it; C, read by the worker, is stopped when it leaves;
+ *  - puma-late: the same, with the reactor taking A back only after B's
+ *    follow-up ran: the worker's wake-up of the reactor ends its binding;
  *  - gunicorn gthread: the worker puts kept-alive A in the main thread's set
  *    (with the listener) and stays cancellable: C's request stops;
  *  - Tomcat: the poller's selector made at start-up holds the process's
@@ -31,7 +33,7 @@ static int count(const char *hay, const char *needle)
  * (waitress, puma) report live_ret. */
 static void pattern(const char *how, const char *family, const char *close_how, int observe, int stopped)
 {
-	int live = !strcmp(how, "waitress") || !strcmp(how, "puma");
+	int live = !strcmp(how, "waitress") || !strncmp(how, "puma", 4);
 	static const char *const observe_env[] = { "CANCELSHIM_ACTION=observe", "CANCELSHIM_LOG=info", NULL };
 	struct probe_result r = probe_run(0, observe ? observe_env : NULL, "pool", how, family, close_how, NULL);
 	const char *what = observe ? "observe" : "cancel";
@@ -70,6 +72,14 @@ Test(pools, puma_reactor_parks_the_worker_s_client)
 	pattern("puma", "v4", "fin", 0, 1);
 	pattern("puma", "v6", "rst", 0, 1);
 	pattern("puma", "v4", "fin", 1, 1);
+}
+
+Test(pools, waking_the_reactor_ends_the_worker_s_binding)
+{
+	pattern("puma-late", "v4", "fin", 0, 1);
+	pattern("puma-late", "v4", "rst", 0, 1);
+	pattern("puma-late", "unix", "fin", 0, 1);
+	pattern("puma-late", "v4", "fin", 1, 1);
 }
 
 Test(pools, gthread_worker_registering_in_the_main_set_stays_cancellable)
