@@ -278,8 +278,9 @@ __noinline __u64 kc_handle(__u64 key, __u32 how)
 		__sync_fetch_and_add(&sh->h.ambiguous, 1);
 		return KC_OUT_WAKE;
 	}
-	/* Before reading the index: an accept storing its entry now reads
-	 * handled_seq after its store, so it or we see the other. */
+	/* An accept storing its entry for this key now: if we find the entry
+	 * it replaces, our compare-and-swap below fails (it zeroes the word
+	 * first), or the accept sees the DEAD we set there (kshared.c). */
 	__sync_fetch_and_add(&sh->h.handled_seq, 1);
 	{
 		struct kc_probe pr = { .sh = sh, .key = key };

@@ -65,7 +65,7 @@ struct kc_header {
 	__u64 rst;
 	__u64 ambiguous;	/* not handled: two live sockets with the key */
 	__u64 unmatched;	/* not handled: no index entry (not accepted yet) */
-	__u64 handled_seq;	/* advanced before each index lookup (accept reads it) */
+	__u64 handled_seq;	/* advanced before each index lookup (a count, for debugging) */
 	__u64 unbound;		/* of fin + rst, those with no thread bound */
 	__u64 spare[6];
 };

@@ -18,12 +18,13 @@
 #include "watch/ebpf_watcher.h"
 #include "watch/watcher.h"
 
-void cs_accept_record(int lfd, int fd, uint64_t ls_before, unsigned epoch_before, uint64_t kseq_before,
-		      const struct sockaddr *peer, socklen_t peer_len)
+void cs_accept_record(int lfd, int fd, uint64_t ls_before, unsigned epoch_before, const struct sockaddr *peer,
+		      socklen_t peer_len)
 {
 	_Atomic uint64_t *lref;
 	uint64_t ls, slot, key = 0;
 	unsigned entry1;
+	int took_dead = 0;
 
 	if (!atomic_load_explicit(&cs_proc.active, memory_order_relaxed))
 		return;
@@ -63,7 +64,7 @@ void cs_accept_record(int lfd, int fd, uint64_t ls_before, unsigned epoch_before
 		slot |= CS_CLIENT_EBPF;
 	/* The kernel-side index too (memory only; 0 if off or crowded: the
 	 * watcher handles that connection's disconnect). */
-	cs_conn_key_set_kidx(fd, (slot & CS_CLIENT_EBPF) ? cs_kshared_index(fd, key, (uint32_t)slot) : 0);
+	cs_conn_key_set_kidx(fd, (slot & CS_CLIENT_EBPF) ? cs_kshared_index(fd, key, (uint32_t)slot, &took_dead) : 0);
 	if (CS_SLOT_IS_OURS(cs_fd_exchange(fd, slot, 1)))
 		cs_watcher_own_fd_lost(fd);	/* closed behind our back */
 	if (slot & CS_CLIENT_EBPF) {
@@ -76,10 +77,11 @@ void cs_accept_record(int lfd, int fd, uint64_t ls_before, unsigned epoch_before
 			atomic_compare_exchange_strong(ref, &expected, slot & ~CS_CLIENT_EBPF);
 		else if (atomic_load(&cs_ebpf_epoch) != epoch_before)
 			cs_ebpf_check_straddler(fd, slot);
-		/* The program looked a key up while the entry was being stored:
-		 * it may have been ours, and found the entry's previous tenant.
-		 * Rare (a disconnect during this accept): ask the socket. */
-		else if (cs_kshared_seq() != kseq_before)
+		/* The entry this accept took over had our key and the kernel's
+		 * DEAD mark: the program may have found it for our own
+		 * connection's disconnect, before our entry was there. Rare (a
+		 * peer reusing its address and port): ask the socket. */
+		else if (took_dead)
 			cs_ebpf_check_straddler(fd, slot);
 		else if (cs_once_done(&cs_proc.machinery))
 			cs_ebpf_check_accepted(fd, slot, key);

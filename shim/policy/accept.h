@@ -7,9 +7,9 @@
 
 /* Marks fd as accepted from listener lfd (a client connection if it is a
  * stream socket). Called after a successful accept, with the listener's word
- * cs_ebpf_epoch and cs_kshared_seq() as they were before the accept began,
- * and the peer's address (NULL if not known). */
-void cs_accept_record(int lfd, int fd, uint64_t ls_before, unsigned epoch_before, uint64_t kseq_before,
-		      const struct sockaddr *peer, socklen_t peer_len);
+ * and cs_ebpf_epoch as they were before the accept began, and the peer's
+ * address (NULL if not known). */
+void cs_accept_record(int lfd, int fd, uint64_t ls_before, unsigned epoch_before, const struct sockaddr *peer,
+		      socklen_t peer_len);
 
 #endif

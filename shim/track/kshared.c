@@ -60,12 +60,6 @@ int cs_kshared_install(struct kc_shared *sh)
 	return 0;
 }
 
-uint64_t cs_kshared_seq(void)
-{
-	struct kc_shared *sh = atomic_load_explicit(&shared, memory_order_relaxed);
-	return sh ? atomic_load((_Atomic uint64_t *)&sh->h.handled_seq) : 0;
-}
-
 static _Atomic uint64_t *key_of(struct kc_entry *e) { return (_Atomic uint64_t *)&e->key; }
 static _Atomic uint64_t *gf_of(struct kc_entry *e) { return (_Atomic uint64_t *)&e->genflags; }
 
@@ -82,7 +76,7 @@ static int takeable(uint64_t gf)
 	return CS_SLOT_KIND(s) != CS_KIND_CLIENT || (uint32_t)s != (uint32_t)gf;
 }
 
-unsigned cs_kshared_index(int fd, uint64_t key, uint32_t gen)
+unsigned cs_kshared_index(int fd, uint64_t key, uint32_t gen, int *took_dead)
 {
 	struct kc_shared *sh = atomic_load_explicit(&shared, memory_order_acquire);
 	uint64_t want = gen | ((uint64_t)(fd + 1) << KC_ENTRY_FD_SHIFT);
@@ -108,14 +102,15 @@ unsigned cs_kshared_index(int fd, uint64_t key, uint32_t gen)
 		return 0;
 	e = &sh->index[free_at];
 	for (;;) {
-		uint64_t old = atomic_load(gf_of(e));
-		if (atomic_load(key_of(e)) != key && !takeable(old))
+		uint64_t old = atomic_load(gf_of(e)), k = atomic_load(key_of(e));
+		if (k != key && !takeable(old))
 			return 0;	/* another accept took it meanwhile */
 		/* gen 0 first (the program skips the entry), then the key, then
 		 * the generation: the program reads key, word, key, and never
 		 * pairs one connection's key with another's generation. */
 		if (!atomic_compare_exchange_strong(gf_of(e), &old, 0))
 			continue;
+		*took_dead = k == key && (old & KC_ENTRY_DEAD_BIT);
 		atomic_store(key_of(e), key);
 		atomic_store(gf_of(e), want);
 		return free_at + 1;

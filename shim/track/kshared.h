@@ -22,15 +22,15 @@ unsigned long cs_kshared_bytes(void);
  * elsewhere: the kernel could not see them). */
 int cs_kshared_install(struct kc_shared *sh);
 
-/* The kernel's sequence of index lookups, read before an accept's system
- * call and after its entry is stored: if it moved, an event may have looked
- * for the key before the entry was there (the caller asks the socket). */
-uint64_t cs_kshared_seq(void);
-
 /* Puts fd's connection (key, generation gen) in the index: its entry + 1,
  * or 0 (kernel-side cancel off, or no room near the key: the watcher then
- * handles its disconnect, as in the fallback). */
-unsigned cs_kshared_index(int fd, uint64_t key, uint32_t gen);
+ * handles its disconnect, as in the fallback). At most one entry per key:
+ * an entry with the key is taken over. *took_dead is set to 1 when that
+ * entry carried the kernel's DEAD mark: the program may have found it for
+ * this very connection's disconnect, before this entry was stored (a
+ * program that finds the entry mid-rewrite fails its compare-and-swap and
+ * leaves the event to the watcher), so the caller asks the socket. */
+unsigned cs_kshared_index(int fd, uint64_t key, uint32_t gen, int *took_dead);
 
 /* Connection gen's descriptor was closed: its entry no longer names it (an
  * event for a socket the process has let go of must find nothing). */

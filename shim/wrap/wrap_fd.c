@@ -28,7 +28,7 @@
  * buffer gets what accept() would have put there. */
 static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int flags, int four)
 {
-	uint64_t ls, kseq;
+	uint64_t ls;
 	unsigned epoch;
 	struct sockaddr_storage peer;
 	socklen_t peer_len = sizeof peer;
@@ -39,12 +39,11 @@ static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int fla
 	cs_process_check();
 	ls = cs_fd_get(lfd);	/* before: see cs_accept_record */
 	epoch = atomic_load_explicit(&cs_ebpf_epoch, memory_order_seq_cst);
-	kseq = cs_kshared_seq();
 	cs_fd_accept_begin();
 	if (!(ls & CS_LISTENER_TRUSTED) || (addr && !len)) {
 		r = four ? cs_real.accept4(lfd, addr, len, flags) : cs_real.accept(lfd, addr, len);
 		if (r >= 0)
-			KEEP_ERRNO(cs_accept_record(lfd, r, ls, epoch, kseq, NULL, 0));
+			KEEP_ERRNO(cs_accept_record(lfd, r, ls, epoch, NULL, 0));
 		return r;
 	}
 	r = four ? cs_real.accept4(lfd, (struct sockaddr *)&peer, &peer_len, flags)
@@ -55,7 +54,7 @@ static int accept_common(int lfd, struct sockaddr *addr, socklen_t *len, int fla
 		memcpy(addr, &peer, *len < peer_len ? *len : peer_len);
 		*len = peer_len;
 	}
-	KEEP_ERRNO(cs_accept_record(lfd, r, ls, epoch, kseq, (struct sockaddr *)&peer, peer_len));
+	KEEP_ERRNO(cs_accept_record(lfd, r, ls, epoch, (struct sockaddr *)&peer, peer_len));
 	return r;
 }
 

@@ -695,9 +695,9 @@ Test(fd_life, accepted_stream_sockets_are_clients_with_fresh_generations)
 	unit_thread(0);
 	atomic_store(&cs_proc.next_gen, 1);
 
-	cs_accept_record(l, FD_A, 0, 0, 0, NULL, 0);
-	cs_accept_record(l, FD_B, 0, 0, 0, NULL, 0);
-	cs_accept_record(u, FD_C, 0, 0, 0, NULL, 0);
+	cs_accept_record(l, FD_A, 0, 0, NULL, 0);
+	cs_accept_record(l, FD_B, 0, 0, NULL, 0);
+	cs_accept_record(u, FD_C, 0, 0, NULL, 0);
 	uint64_t a = cs_fd_get(FD_A), b = cs_fd_get(FD_B), c = cs_fd_get(FD_C);
 	cr_assert_eq(CS_SLOT_KIND(a), CS_KIND_CLIENT);
 	cr_assert_eq(CS_SLOT_KIND(b), CS_KIND_CLIENT);
@@ -712,7 +712,7 @@ Test(fd_life, accepted_stream_sockets_are_clients_with_fresh_generations)
 	cr_assert(ls & CS_LISTENER_STREAM);
 
 	/* The same number accepted again is a new connection. */
-	cs_accept_record(l, FD_A, 0, 0, 0, NULL, 0);
+	cs_accept_record(l, FD_A, 0, 0, NULL, 0);
 	cr_assert_neq((uint32_t)cs_fd_get(FD_A), (uint32_t)a);
 	close(l);
 	close(u);
@@ -723,7 +723,7 @@ Test(fd_life, accepted_seqpacket_sockets_are_not_clients)
 	int l = listening(AF_UNIX, SOCK_SEQPACKET);
 	unit_thread(0);
 	unit_set(FD_A, unit_client(5));	/* a stale word under the number */
-	cs_accept_record(l, FD_A, 0, 0, 0, NULL, 0);
+	cs_accept_record(l, FD_A, 0, 0, NULL, 0);
 	cr_assert_eq(cs_fd_get(FD_A), CS_OTHER_MAKE(CS_FDCLASS_NET));
 	uint64_t ls = cs_fd_get(l);
 	cr_assert(ls & CS_LISTENER_TYPE_KNOWN);
