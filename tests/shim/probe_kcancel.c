@@ -469,6 +469,27 @@ static const char *mode_name(void)
 	return h && h->mode[0] ? h->mode : "-";
 }
 
+/* The eBPF descriptors (anon_inode:bpf-*) this process holds, and how many
+ * of them an exec would keep (no FD_CLOEXEC). */
+static void bpf_fds(int *n, int *kept_by_exec)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	*n = *kept_by_exec = 0;
+	while (d && (e = readdir(d))) {
+		char path[64], target[64] = "";
+		snprintf(path, sizeof path, "/proc/self/fd/%.20s", e->d_name);
+		if (readlink(path, target, sizeof target - 1) < 0 || strncmp(target, "anon_inode:bpf", 14))
+			continue;
+		(*n)++;
+		if (!(fcntl(atoi(e->d_name), F_GETFD) & FD_CLOEXEC))
+			(*kept_by_exec)++;
+	}
+	if (d)
+		closedir(d);
+}
+
 /* One prefork child: nobody from the start, then one client that leaves
  * while the thread serving it is blocked. */
 static void prefork_child(int listener, const struct endpoint *ep, int ready, int go, long i)
@@ -496,7 +517,10 @@ static void prefork_child(int listener, const struct endpoint *ep, int ready, in
 	char what[32];
 	snprintf(what, sizeof what, "prefork child=%ld", i);
 	print_stats(what, 1, s.ret < 0 && s.err == ECANCELED, (long)((s.t_return - t_close) / 1000), -1, -1);
-	out("kcancel prefork child=%ld uid=%d mode=%s", i, (int)getuid(), mode_name());
+	int nfds, kept;
+	bpf_fds(&nfds, &kept);
+	out("kcancel prefork child=%ld uid=%d mode=%s bpf_fds=%d bpf_fds_kept_by_exec=%d", i, (int)getuid(), mode_name(),
+	    nfds, kept);
 	_exit(0);
 }
 
@@ -505,6 +529,7 @@ static int prefork(long n)
 	struct endpoint ep;
 	int listener = probe_listen("v4", &ep), go[16][2], ready[2], status, failed = 0;
 	pid_t child[16];
+	int64_t fork_us = 0;	/* the fork() calls, in the master (a load each in mode ebpf) */
 	char c;
 
 	if (n < 1 || n > 16)
@@ -518,9 +543,12 @@ static int prefork(long n)
 	for (long i = 0; i < n; i++) {
 		if (pipe(go[i]) < 0)
 			die("pipe");
+		int64_t t0 = probe_now_ns();
 		child[i] = fork();
 		if (child[i] < 0)
 			die("fork");
+		if (child[i] > 0)
+			fork_us += (probe_now_ns() - t0) / 1000;
 		if (child[i] == 0) {
 			close(go[i][1]);
 			close(ready[0]);
@@ -539,7 +567,10 @@ static int prefork(long n)
 			failed++;
 		close(go[i][1]);
 	}
-	out("kcancel prefork master children=%ld failed=%d", n, failed);
+	int nfds, kept;
+	bpf_fds(&nfds, &kept);
+	out("kcancel prefork master children=%ld failed=%d fork_us_avg=%lld bpf_fds=%d", n, failed,
+	    (long long)(fork_us / n), nfds);
 	return failed != 0;
 }
 

@@ -293,13 +293,21 @@ Test(ebpf, prefork_children_that_drop_privileges_keep_mode_ebpf, .timeout = 60)
 	for (int k = 0; k < 2; k++) {
 		struct probe_result r = probe_run(0, envs[k], "kcancel", "prefork", "2", NULL);
 		cr_expect_eq(probe_field(&r, "kcancel prefork master", "failed"), 0, "%s", r.err);
+		/* Its own instance only: what it loaded for each child was
+		 * closed after each fork. */
+		cr_expect_eq(probe_field(&r, "kcancel prefork master", "bpf_fds"), 4, "%s", r.out);
 		cr_expect(!strstr(r.err, "Operation not permitted"), "%s", r.err);
 		cr_expect_eq(count_of(r.err, "eBPF watcher: the instance the parent loaded for this child"), 2, "%s", r.err);
 		for (int i = 0; i < 2; i++) {
-			char line[64], mode[64];
+			char line[64], mode[64], fds[64];
 			snprintf(line, sizeof line, "kcancel prefork child=%d n=", i);
 			snprintf(mode, sizeof mode, "kcancel prefork child=%d uid=65534 mode=ebpf", i);
 			cr_expect(strstr(r.out, mode), "child %d runs in mode ebpf as nobody\n%s%s", i, r.out, r.err);
+			/* The instance's four descriptors (two links, the port
+			 * filter, the ring), none of which an exec keeps. */
+			snprintf(fds, sizeof fds, "kcancel prefork child=%d uid=", i);
+			cr_expect_eq(probe_field(&r, fds, "bpf_fds"), 4, "child %d\n%s", i, r.out);
+			cr_expect_eq(probe_field(&r, fds, "bpf_fds_kept_by_exec"), 0, "child %d\n%s", i, r.out);
 			cr_expect_eq(probe_field(&r, line, "cancelled"), 1, "child %d\n%s%s", i, r.out, r.err);
 			cr_expect_eq(probe_field(&r, line, "kernel_cancels"), k == 0, "child %d\n%s%s", i, r.out, r.err);
 		}
