@@ -929,7 +929,7 @@ static struct prepared {
 	struct kc_shared *mem;		/* NULL: without the kernel-side cancel */
 	const char *kcancel_why;
 } prep;
-static __thread int prepared_here;	/* this thread's fork has prep */
+static __thread int prepared_here __attribute__((tls_model("initial-exec")));	/* this thread's fork has prep */
 static int preload_failure_said;
 
 /* The effective set still allows a load (CAP_BPF+CAP_PERFMON, or
