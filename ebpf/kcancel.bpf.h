@@ -33,6 +33,30 @@ const volatile bool kc_rst_only = false; /* CANCELSHIM_ON=rst: a FIN cancels not
 const volatile int kc_signo = 0;	/* the shim's cancel signal */
 const volatile __u32 kc_cookie = 0;	/* its per-process cookie (si_value) */
 const volatile __s32 kc_tgid = 0;	/* its pid, global: records name its threads */
+
+/* The owner's pid when kc_tgid is 0: an instance a prefork parent loaded
+ * for a child it is about to fork (the child's pid is not known at load).
+ * The child writes its pid here in its fork handler, while still
+ * privileged, freezes the map and closes the descriptor: a process can never
+ * point the program at another process's threads. 0 (unset): nobody is
+ * signalled. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s32);
+} owner SEC(".maps");
+
+static __always_inline __s32 kc_owner(void)
+{
+	__u32 zero = 0;
+	__s32 *o;
+
+	if (kc_tgid)
+		return kc_tgid;
+	o = bpf_map_lookup_elem(&owner, &zero);
+	return o ? *o : 0;
+}
 /* Set by the shim (mmap'ed .bss) when it could not share its records after
  * all: everything goes to the watcher, as without kcancel. */
 volatile bool kc_off = false;
@@ -145,7 +169,8 @@ static __noinline int kc_signal(struct kc_shared *sh, struct kc_record *r, __u32
 
 	if (task) {
 		/* The record names a thread of ours, or nobody. */
-		if (task->tgid == kc_tgid)
+		__s32 tgid = kc_owner();
+		if (tgid && task->tgid == tgid)
 			err = bpf_send_signal_task(task, kc_signo, PIDTYPE_PID, kc_cookie);
 		bpf_task_release(task);
 	}

@@ -30,6 +30,8 @@
 #include "watch/ebpf_watcher.h"
 #include "watch/watcher.h"
 
+static void atfork_prepare(void);
+static void atfork_parent(void);
 static void atfork_child(void);
 static void reset_new_process(void);
 
@@ -70,7 +72,7 @@ __attribute__((constructor)) static void cs_load(void)
 	/* Registered now, while the process has one thread: registering it
 	 * later, from the first accept, would race with a fork from another
 	 * thread. glibc keeps the first handlers without allocating. */
-	if (pthread_atfork(NULL, NULL, atfork_child)) {
+	if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child)) {
 		cs_log_failure(CS_LOG_ERROR, "cannot register a fork handler; the shim is off for this process");
 		goto out;
 	}
@@ -128,10 +130,25 @@ static void reset_in_child(void)
 	cs_tls.loop = 0;
 }
 
+/* A prefork master loads its child's eBPF instance before the fork
+ * (watch/ebpf_watcher.h): the child may drop privileges before it could
+ * load one itself. */
+static void atfork_prepare(void)
+{
+	cs_ebpf_fork_prepare();
+}
+
+static void atfork_parent(void)
+{
+	cs_ebpf_fork_parent();
+}
+
 static void atfork_child(void)
 {
 	reset_in_child();
 	atomic_store(cs_process_word, CS_WORD_ARMED);	/* the kernel wiped it */
+	/* Last: the registry and the descriptor table are the child's by now. */
+	cs_ebpf_fork_child_adopt();
 }
 
 /* What a new process nobody announced (clone() without fork's handlers) must

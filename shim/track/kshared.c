@@ -26,6 +26,7 @@ _Static_assert(KC_ST_INCALL == CS_ST_INCALL && KC_ST_CANCEL == CS_ST_CANCEL, "st
 static struct kc_shared *_Atomic shared;	/* NULL: off */
 static struct kc_shared *mapped;		/* what was installed (kept for fork) */
 static int inherited;				/* a fork child of a process that installed it */
+static struct kc_shared *privatised;		/* ... and where its private copy of chunk 0 is */
 static _Atomic uint64_t folded[5];	/* what cs_kshared_take_counts handed out */
 
 #define BYTES ((sizeof(struct kc_shared) + 4095) & ~4095ul)
@@ -188,8 +189,54 @@ void cs_kshared_after_fork_child(void)
 	if (cs_raw6(SYS_mremap, m, BYTES, BYTES, MREMAP_MAYMOVE | MREMAP_FIXED, (long)mapped, 0) < 0) {
 		cs_raw2(SYS_munmap, m, BYTES);
 		cs_threads_refuse();
+	} else {
+		privatised = mapped;
 	}
 	mapped = NULL;
 	for (int i = 0; i < 5; i++)
 		atomic_store(&folded[i], 0);
+}
+
+struct kc_shared *cs_kshared_adopt(struct kc_shared *fresh, int map_fd)
+{
+	struct cs_thread *chunk0 = cs_threads_chunk0();
+	struct kc_shared *at = privatised;
+	long m;
+
+	if (!chunk0) {
+		/* No record yet (a parent whose kernel-side cancel never
+		 * installed): the usual install. */
+		if (cs_kshared_install(fresh) < 0)
+			return NULL;
+		inherited = 0;
+		return fresh;
+	}
+	/* Chunk 0 is the private copy of the parent's shared value: the
+	 * registry's pointers into it stay valid if the fresh value takes its
+	 * address. Its records (the forking thread's, re-owned by now) go
+	 * along; the index and the counters start empty. */
+	if (!at || chunk0 != (struct cs_thread *)at->records || cs_threads_refused())
+		return NULL;
+	memcpy(fresh->records, at->records, sizeof fresh->records);
+	m = cs_raw6(SYS_mmap, (long)at, BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, map_fd, 0);
+	if (m != (long)at) {
+		/* A failed MAP_FIXED may have unmapped the range: put a private
+		 * copy back (the records are in fresh), or records are off. */
+		m = cs_raw6(SYS_mmap, (long)at, BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (m == (long)at)
+			memcpy(at->records, fresh->records, sizeof at->records);
+		else
+			cs_threads_refuse();
+		return NULL;
+	}
+	cs_raw2(SYS_munmap, fresh, BYTES);
+	at->h.version = KC_VERSION;
+	cs_threads_mirror(&at->h.records_limit);
+	privatised = NULL;
+	inherited = 0;
+	mapped = at;
+	for (int i = 0; i < 5; i++)
+		atomic_store(&folded[i], 0);
+	atomic_store(&shared, at);
+	return at;
 }

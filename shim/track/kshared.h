@@ -55,6 +55,16 @@ void cs_kshared_take_counts(struct cs_kshared_counts *c);
  * address, and the kernel-side cancel is off for it. */
 void cs_kshared_after_fork_child(void);
 
+/* In a prefork child, at the end of its fork handler: fresh (mapped,
+ * MAP_SHARED of map_fd) is the shared value of the instance its parent
+ * loaded for it (ebpf_watcher.c), and becomes the child's, at the address
+ * of the parent's copy so that chunk 0 of the registry stays where it is
+ * (mmap MAP_FIXED of map_fd; the records are copied over), or installed as
+ * usual if there is no chunk 0. Where the value is now (fresh, or the old
+ * address: then fresh was unmapped), or NULL (the kernel-side cancel stays
+ * off; the caller unmaps fresh). */
+struct kc_shared *cs_kshared_adopt(struct kc_shared *fresh, int map_fd);
+
 /* The program is gone (a failed attach, its descriptors lost): off, the
  * memory stays mapped (chunk 0 of the registry lives there). */
 void cs_kshared_stop(void);

@@ -33,6 +33,22 @@ void cs_threads_refuse(void)
 	atomic_store(&refused, 1);
 }
 
+int cs_threads_refused(void)
+{
+	return atomic_load(&refused);
+}
+
+struct cs_thread *cs_threads_chunk0(void)
+{
+	return atomic_load(&chunks[0]);
+}
+
+void cs_threads_mirror(uint32_t *mirror)
+{
+	atomic_store(&limit_mirror, (_Atomic uint32_t *)mirror);
+	atomic_store((_Atomic uint32_t *)mirror, (uint32_t)cs_threads_limit());
+}
+
 /* Before a record from index i is used: the program scans up to the bound. */
 static void mirror_limit(size_t i)
 {

@@ -78,6 +78,18 @@ int cs_threads_share(struct cs_thread *chunk0, size_t records, uint32_t *mirror)
  * cs_threads_after_fork_child leaves the registry alone. */
 void cs_threads_refuse(void);
 
+int cs_threads_refused(void);
+
+/* The registry's first chunk (NULL until a record or the kernel-side cancel
+ * made it). */
+struct cs_thread *cs_threads_chunk0(void);
+
+/* Chunk 0 is still where it was, but the memory behind its address was
+ * replaced by a fresh shared value (a prefork child adopting the instance its
+ * parent loaded for it, kshared.c): the walk's bound is kept in *mirror from
+ * now on. */
+void cs_threads_mirror(uint32_t *mirror);
+
 /* In a fork child: only the calling thread survives. */
 void cs_threads_after_fork_child(int tid);
 

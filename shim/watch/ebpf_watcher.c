@@ -118,6 +118,9 @@ int cs_ebpf_confirm_pending(int fd, uint64_t slot) { (void)fd, (void)slot; retur
 int cs_ebpf_poll_ms(void) { return -1; }
 void cs_ebpf_tick(void) {}
 void cs_ebpf_after_fork_child(void) {}
+void cs_ebpf_fork_prepare(void) {}
+void cs_ebpf_fork_parent(void) {}
+void cs_ebpf_fork_child_adopt(void) {}
 int cs_ebpf_own_fds(int fds[CS_EBPF_MAX_FDS]) { (void)fds; return 0; }
 void cs_ebpf_wait_load(void) {}
 void cs_ebpf_own_fd_moved(int from, int to) { (void)from, (void)to; }
@@ -140,6 +143,11 @@ static uint64_t dropped_seen;
 static _Atomic int need_poll;		/* a listener waits to be TRUSTED */
 static uint64_t last_poll_ns;
 static _Atomic int ring_watched;	/* the watcher thread reads the ring */
+/* prep is in use, from the prepare handler to the parent's or child's
+ * handler: descriptor-releasing wrappers of other threads wait meanwhile
+ * (cs_ebpf_wait_load), as they do for a load. glibc runs fork handlers
+ * under its own lock, so two forks never prepare at once. */
+static _Atomic int preparing;
 
 static void start_reading(void);
 
@@ -333,6 +341,7 @@ static void keep_only_what_runs(void)
 	close_raw(skel->maps.live.map_fd);
 	close_raw(skel->maps.rodata.map_fd);
 	close_raw(skel->maps.bss.map_fd);
+	close_raw(skel->maps.owner.map_fd);	/* an instance made for a fork child: named by now */
 	n_own = 0;
 	/* Ascending, for the close_range wrapper. */
 	for (int i = 0; i < 4; i++)
@@ -382,55 +391,64 @@ static unsigned queue_cap(void)
 	return n > 0 && atoi(buf) > 0 ? (unsigned)atoi(buf) : 4096;
 }
 
-static int load(void)
+/* Opens and loads the program, not attached, quiet until a thread serves a
+ * client (start_reading): with the kernel-side cancel unless *kc_why says
+ * why not, and without it if that does not load (*kc_why then says so).
+ * tgid: the pid whose threads the program may signal, or 0 for an instance
+ * a parent loads for its fork child (the child names itself in the map
+ * `owner`, adopt_prepared). 0, or -errno with *what. */
+static int open_and_load(struct disconnect **out, const char **kc_why, __s32 tgid, const char **what)
 {
-	const char *what;
+	struct disconnect *s;
 	struct stat st;
 	long r;
 	int err;
 
 	/* A filter installed after the shim's load (the server sandboxing
 	 * itself before it listens). */
-	what = "checking for a seccomp filter";
-	if (seccomp_filtered()) {
-		err = -EPERM;
-		goto fail;
-	}
-	what = "reading /proc/self/ns/net";
-	if ((r = cs_raw4(SYS_newfstatat, AT_FDCWD, "/proc/self/ns/net", &st, 0)) < 0) {
-		err = (int)r;
-		goto fail;
-	}
-	kcancel_why = kcancel_unwanted();
-	for (int kc = !kcancel_why;; kc = 0) {
-		what = "opening the skeleton";
-		if (!(skel = disconnect__open())) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		skel->rodata->filter_lports = true;
-		skel->rodata->target_netns = (__u32)st.st_ino;
+	*what = "checking for a seccomp filter";
+	if (seccomp_filtered())
+		return -EPERM;
+	*what = "reading /proc/self/ns/net";
+	if ((r = cs_raw4(SYS_newfstatat, AT_FDCWD, "/proc/self/ns/net", &st, 0)) < 0)
+		return (int)r;
+	for (int kc = !*kc_why;; kc = 0) {
+		*what = "opening the skeleton";
+		if (!(s = disconnect__open()))
+			return -ENOMEM;
+		s->rodata->filter_lports = true;
+		s->rodata->target_netns = (__u32)st.st_ino;
 		/* Every connection on a listed port, including those established
 		 * before the instance existed: matching picks ours. */
-		skel->rodata->passive_only = false;
-		skel->rodata->kcancel = kc;
-		skel->rodata->kc_rst_only = cs_proc.cfg.on == CS_ON_RST;
-		skel->rodata->kc_signo = cs_proc.cfg.signo;
-		skel->rodata->kc_cookie = cs_proc.cookie;
-		skel->rodata->kc_tgid = cs_proc.pid;
-		what = "loading the program";
-		if (!(err = disconnect__load(skel)))
+		s->rodata->passive_only = false;
+		s->rodata->kcancel = kc;
+		s->rodata->kc_rst_only = cs_proc.cfg.on == CS_ON_RST;
+		s->rodata->kc_signo = cs_proc.cfg.signo;
+		s->rodata->kc_cookie = cs_proc.cookie;
+		s->rodata->kc_tgid = tgid;
+		*what = "loading the program";
+		if (!disconnect__load(s))
 			break;
 		err = errno ? -errno : -EINVAL;
-		disconnect__destroy(skel);
-		skel = NULL;
+		disconnect__destroy(s);
 		if (!kc)
-			goto fail;
+			return err;
 		/* The same program without the kernel-side cancel. */
-		kcancel_why = "the program that cancels did not load";
+		*kc_why = "the program that cancels did not load";
 	}
-	/* Quiet until a thread serves a client (start_reading). */
-	skel->bss->quiet = true;
+	s->bss->quiet = true;
+	*out = s;
+	return 0;
+}
+
+static int load(void)
+{
+	const char *what;
+	int err;
+
+	kcancel_why = kcancel_unwanted();
+	if ((err = open_and_load(&skel, &kcancel_why, cs_proc.pid, &what)))
+		goto fail;
 	if (!kcancel_why && share_with_kernel() < 0)
 		skel->bss->kc_off = true;
 	what = "attaching to the TCP tracepoints";
@@ -491,12 +509,15 @@ static void load_once(void)
 void cs_ebpf_wait_load(void)
 {
 	/* The loading thread's own closes (busy) must not wait for itself. */
-	if (__builtin_expect(!cs_once_running(&cs_proc.ebpf_state), 1) || cs_tls.busy)
+	if (__builtin_expect(!cs_once_running(&cs_proc.ebpf_state) &&
+			     !atomic_load_explicit(&preparing, memory_order_relaxed), 1) || cs_tls.busy)
 		return;
 	/* A clone() child of a process caught loading has no loader: its
-	 * reset makes the state IDLE again. */
+	 * reset makes the state IDLE again (and ends a preparing). */
 	cs_process_check();
 	cs_once_wait(&cs_proc.ebpf_state);
+	while (atomic_load(&preparing))
+		cs_raw0(SYS_sched_yield);	/* a fork's instance for its child (fork handlers) */
 }
 
 /* ---- listeners ---------------------------------------------------------- */
@@ -897,6 +918,209 @@ void cs_ebpf_machinery_started(void)
 
 /* ---- fork --------------------------------------------------------------- */
 
+/* An instance a prefork parent loads for the child it is about to fork
+ * (cs_ebpf_fork_prepare): complete, attached, quiet, its listener ports in,
+ * its shared value mapped if the parent has the kernel-side cancel. Every
+ * descriptor of the skeleton is still open: the parent closes them all after
+ * the fork, the child keeps what runs (adopt_prepared). */
+static struct prepared {
+	struct disconnect *skel;
+	struct cs_bpf_ring ring;
+	struct kc_shared *mem;		/* NULL: without the kernel-side cancel */
+	const char *kcancel_why;
+} prep;
+static __thread int prepared_here __attribute__((tls_model("initial-exec")));	/* this thread's fork has prep */
+static int preload_failure_said;
+
+/* The effective set still allows a load (CAP_BPF+CAP_PERFMON, or
+ * CAP_SYS_ADMIN): a parent that dropped privileges does not even try. */
+static int still_privileged(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { 0 };
+
+	return cs_raw2(SYS_capget, &h, d) == 0 && bpf_prereq_privileged(d);
+}
+
+static void add_prepared_port(int fd, _Atomic uint64_t *slot, void *arg)
+{
+	uint64_t s = atomic_load(slot);
+	__u16 key;
+	__u8 one = 1;
+
+	(void)fd, (void)arg;
+	if (CS_SLOT_KIND(s) != CS_KIND_LISTENER || !(s & CS_LISTENER_TCP))
+		return;
+	key = CS_LISTENER_PORT(s);
+	skel_map_update_elem(prep.skel->maps.lports.map_fd, &key, &one, 0);
+}
+
+/* Unmaps and closes all of prep (free_skel: also frees the skeleton, which a
+ * fork child leaves). The calls pass straight through the shim (busy). */
+static void release_prepared(int free_skel)
+{
+	struct disconnect *s = prep.skel;
+	int fds[] = { s->links.on_set_state_fd, s->links.on_receive_reset_fd, s->progs.on_set_state.prog_fd,
+		      s->progs.on_receive_reset.prog_fd, s->maps.conns.map_fd, s->maps.lports.map_fd,
+		      s->maps.events.map_fd, s->maps.shared.map_fd, s->maps.live.map_fd, s->maps.owner.map_fd,
+		      s->maps.rodata.map_fd, s->maps.bss.map_fd };
+	int busy = cs_tls.busy;
+
+	cs_bpf_ring_unmap(&prep.ring);
+	if (prep.mem)
+		cs_raw2(SYS_munmap, prep.mem, cs_kshared_bytes());
+	cs_tls.busy = 1;
+	if (free_skel) {
+		disconnect__destroy(s);
+	} else {
+		for (unsigned i = 0; i < sizeof fds / sizeof fds[0]; i++)
+			close_raw(fds[i]);
+	}
+	cs_tls.busy = busy;
+	memset(&prep, 0, sizeof prep);
+}
+
+/* Loads prep: the parent's configuration, for a child whose pid is not known
+ * yet (kc_tgid 0: the child names itself). 0, or -errno with *what. */
+static int preload(const char **what)
+{
+	const char *kc_why = atomic_load(&cs_proc.kernel_cancels) ? NULL
+				: kcancel_why ? kcancel_why : "off in the parent";
+	long m;
+	int err;
+
+	memset(&prep, 0, sizeof prep);
+	if ((err = open_and_load(&prep.skel, &kc_why, 0, what)))
+		return err;
+	prep.kcancel_why = kc_why;
+	/* The parent's listeners, which the child inherits: their ports are
+	 * in before the attach. */
+	cs_fd_for_each(0, CS_FD_MAX - 1, add_prepared_port, NULL);
+	if (!kc_why) {
+		*what = "mapping the shared memory";
+		m = cs_raw6(SYS_mmap, 0, cs_kshared_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED,
+			    prep.skel->maps.shared.map_fd, 0);
+		if (m < 0 && m > -4096) {
+			err = (int)m;
+			goto fail;
+		}
+		prep.mem = (struct kc_shared *)m;
+	}
+	*what = "attaching to the TCP tracepoints";
+	if (disconnect__attach(prep.skel)) {
+		err = errno ? -errno : -EINVAL;
+		goto fail;
+	}
+	*what = "mapping the ring buffer";
+	if ((err = cs_bpf_ring_map(&prep.ring, prep.skel->maps.events.map_fd, DISCONNECT_RINGBUF_BYTES)))
+		goto fail;
+	return 0;
+fail:
+	release_prepared(1);
+	return err;
+}
+
+void cs_ebpf_fork_prepare(void)
+{
+	int saved = errno, busy = cs_tls.busy, expected = 0, err;
+	const char *what = "";
+
+	/* Only a master that serves nobody itself (its children accept): a
+	 * process that accepts and forks per connection must not pay a load
+	 * per connection. Not inside the shim, and only a live instance (a
+	 * load running in another thread: skipped). */
+	if (busy || !atomic_load(&cs_proc.active) || atomic_load(&cs_proc.ebpf_state) != CS_EBPF_LIVE ||
+	    atomic_load(&cs_proc.serving) || cs_once_done(&cs_proc.machinery) || !still_privileged())
+		goto out;
+	if (!atomic_compare_exchange_strong(&preparing, &expected, 1))
+		goto out;
+	prepared_here = 1;
+	cs_tls.busy = 1;	/* the skeleton's own calls pass straight through */
+	err = preload(&what);
+	cs_tls.busy = busy;
+	if (err && !preload_failure_said++)
+		cs_info("eBPF watcher: no instance for the fork child (%s: %s); it loads its own", what,
+			cs_errtext(-err));
+out:
+	errno = saved;
+}
+
+void cs_ebpf_fork_parent(void)
+{
+	int saved = errno;
+
+	if (!prepared_here)
+		return;
+	prepared_here = 0;
+	if (prep.skel)
+		release_prepared(1);	/* the child's, not ours */
+	atomic_store(&preparing, 0);
+	errno = saved;
+}
+
+/* The child names itself as the program's owner, for good: the map is
+ * frozen, and its descriptor closed next (keep_only_what_runs). */
+static int name_owner(int fd)
+{
+	union bpf_attr attr;
+	__u32 key = 0;
+	__s32 pid = cs_proc.pid;
+
+	if (skel_map_update_elem(fd, &key, &pid, 0))
+		return -1;
+	memset(&attr, 0, sizeof attr);
+	attr.map_fd = fd;
+	return cs_raw3(SYS_bpf, BPF_MAP_FREEZE, &attr, sizeof attr) < 0 ? -1 : 0;
+}
+
+void cs_ebpf_fork_child_adopt(void)
+{
+	int left = 0;
+
+	if (!prepared_here)
+		return;
+	prepared_here = 0;
+	if (!prep.skel)
+		return;
+	if (atomic_load(&cs_proc.ebpf_state) != CS_EBPF_IDLE) {
+		release_prepared(0);
+		return;
+	}
+	/* The parent's instance is closed (cs_ebpf_after_fork_child); this
+	 * one becomes the child's, as if the child had loaded it. */
+	skel = prep.skel;
+	ring = prep.ring;
+	kcancel_why = prep.kcancel_why;
+	kc_mem = NULL;
+	if (prep.mem) {
+		if (name_owner(skel->maps.owner.map_fd) < 0)
+			kcancel_why = "cannot name the child as the program's owner";
+		else if (!(kc_mem = cs_kshared_adopt(prep.mem, skel->maps.shared.map_fd)))
+			kcancel_why = "the child's thread records could not be shared";
+		if (!kc_mem) {
+			cs_raw2(SYS_munmap, prep.mem, cs_kshared_bytes());
+			skel->bss->kc_off = true;
+		}
+	}
+	memset(&prep, 0, sizeof prep);
+	dropped_seen = skel->bss->dropped;
+	keep_only_what_runs();
+	atomic_store(&cs_proc.kernel_cancels, kcancel_why == NULL);
+	cs_once_end(&cs_proc.ebpf_state, 1);
+	/* The listeners the child inherited: connections queued before the
+	 * instance was attached were not seen, so each is TRUSTED once its
+	 * queue is seen empty: now, and else at the watcher's ticks. */
+	cs_fd_for_each(0, CS_FD_MAX - 1, add_listener, NULL);
+	cs_fd_for_each(0, CS_FD_MAX - 1, try_trust, &left);
+	atomic_store(&need_poll, left != 0);
+	cs_stats_mode_changed();
+	if (!kcancel_why)
+		cs_info("eBPF watcher: the instance the parent loaded for this child; the kernel cancels");
+	else
+		cs_info("eBPF watcher: the instance the parent loaded for this child; kernel-side cancel unavailable (%s)",
+			kcancel_why);
+}
+
 void cs_ebpf_after_fork_child(void)
 {
 	int s = atomic_load(&cs_proc.ebpf_state);
@@ -906,6 +1130,9 @@ void cs_ebpf_after_fork_child(void)
 	 * watcher: its registry has a chunk 0 already. */
 	atomic_store(&cs_proc.kernel_cancels, 0);
 	kc_mem = NULL;
+	/* The fork's instance for this child, if any, is adopted at the end
+	 * of the fork handler (cs_ebpf_fork_child_adopt). */
+	atomic_store(&preparing, 0);
 	if (s == CS_EBPF_OFF || s == CS_EBPF_FAILED)
 		return;
 	/* The links would keep the parent's programs attached after the parent

@@ -91,6 +91,16 @@ void cs_ebpf_tick(void);
 /* In a fork child: the parent's instance is the parent's. */
 void cs_ebpf_after_fork_child(void);
 
+/* The fork handlers (policy/lifecycle.c). A prefork master (its instance
+ * live, serving no client itself, still privileged) loads, before each fork,
+ * a complete instance for the child, which will drop privileges before it
+ * could load its own: prepare loads it, the parent closes it, the child
+ * adopts it at the very end of its reset (after cs_ebpf_after_fork_child
+ * and the registry's reset). Nothing happens in any other process. */
+void cs_ebpf_fork_prepare(void);
+void cs_ebpf_fork_parent(void);
+void cs_ebpf_fork_child_adopt(void);
+
 /* The descriptors the running instance keeps open, ascending (the close
  * wrappers leave them alone); the count. */
 #define CS_EBPF_MAX_FDS 4

@@ -145,6 +145,34 @@ static void assert_error_log_clean(void)
 	free(log);
 }
 
+/* In mode ebpf: every child that served a client (a "bind" line at debug)
+ * uses the instance the master (root) loaded for it before its fork: it
+ * drops to www-data before its first accept, and could not load its own. */
+static void assert_serving_children_in_mode_ebpf(const char *err)
+{
+	const char *mode = getenv("CANCELSHIM_MODE"), *p;
+	int children = 0;
+
+	if (!mode || strcmp(mode, "ebpf"))
+		return;
+	cr_assert_null(strstr(err, "Operation not permitted"), "a child tried to load its own instance:\n%s", err);
+	for (p = err; (p = strstr(p, ": debug: bind conn=")); p++) {
+		const char *b = p;
+		while (b > err && b[-1] != '\n')
+			b--;
+		long long pid = 0;
+		if (sscanf(b, "cancelshim[%lld]", &pid) != 1)
+			continue;
+		char *mark = tl_strdupf("cancelshim[%lld]: info: eBPF watcher: the instance the parent loaded for this child",
+					pid);
+		cr_assert(strstr(err, mark), "child %lld served without the instance its master loaded for it:\n%s", pid,
+			  err);
+		free(mark);
+		children++;
+	}
+	cr_assert_gt(children, 0, "no child served a client?\n%s", err);
+}
+
 Test(servers, apache_prefork_cgi_client_close)
 {
 	char *src = tl_source_path("tests/servers/cgi");
@@ -194,6 +222,10 @@ Test(servers, apache_prefork_cgi_client_close)
 	assert_error_log_clean();
 	char *err = tl_proc_stderr(httpd);
 	cr_assert(strstr(err, SHIM_ACTIVE_MARK), "the shim is not active");
+	/* The children's stderr is the error log (Apache moves it there). */
+	char *elog_text = tl_read_in(dir, "error.log");
+	assert_serving_children_in_mode_ebpf(elog_text);
+	free(elog_text);
 	free(err);
 }
 

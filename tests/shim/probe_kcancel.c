@@ -17,6 +17,13 @@
  *                        after its listen (WHEN=listen) or after serving a
  *                        first client (WHEN=accept): the program loaded as
  *                        root keeps cancelling.
+ *   kcancel prefork N    a root master listens (and loads), then forks N
+ *                        children that each drop to nobody right after the
+ *                        fork and, one after the other, serve a client that
+ *                        leaves while the child's thread is blocked in
+ *                        read(): each child's line says who cancelled, in
+ *                        which mode (the master loaded an instance for each
+ *                        child before its fork).
  *   kcancel many N       N threads each blocked for its own client (N above
  *                        the 256 records the program sees): every client
  *                        leaves; every thread must be cancelled.
@@ -456,6 +463,117 @@ static int dropped(const char *when)
 	return 0;
 }
 
+static const char *mode_name(void)
+{
+	struct cs_seg_header *h = own_segment();
+	return h && h->mode[0] ? h->mode : "-";
+}
+
+/* The eBPF descriptors (anon_inode:bpf-*) this process holds, and how many
+ * of them an exec would keep (no FD_CLOEXEC). */
+static void bpf_fds(int *n, int *kept_by_exec)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	*n = *kept_by_exec = 0;
+	while (d && (e = readdir(d))) {
+		char path[64], target[64] = "";
+		snprintf(path, sizeof path, "/proc/self/fd/%.20s", e->d_name);
+		if (readlink(path, target, sizeof target - 1) < 0 || strncmp(target, "anon_inode:bpf", 14))
+			continue;
+		(*n)++;
+		if (!(fcntl(atoi(e->d_name), F_GETFD) & FD_CLOEXEC))
+			(*kept_by_exec)++;
+	}
+	if (d)
+		closedir(d);
+}
+
+/* One prefork child: nobody from the start, then one client that leaves
+ * while the thread serving it is blocked. */
+static void prefork_child(int listener, const struct endpoint *ep, int ready, int go, long i)
+{
+	struct served s;
+	char c;
+	int fd;
+
+	become_nobody();
+	if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 1)
+		_exit(1);
+	start(&s, listener, 0);
+	fd = probe_connect(ep);
+	if (write(fd, "x", 1) != 1)
+		die("write");
+	while (!atomic_load(&s.bound))
+		;
+	if (probe_wait_blocked(getpid(), atomic_load(&s.tid), 2000) < 0)
+		die("server thread never blocked");
+	int64_t t_close = probe_now_ns();
+	close(fd);
+	if (!wait_done(&s, 2000) && write(s.up[1], "z", 1) != 1)
+		die("release");
+	finish(&s);
+	char what[32];
+	snprintf(what, sizeof what, "prefork child=%ld", i);
+	print_stats(what, 1, s.ret < 0 && s.err == ECANCELED, (long)((s.t_return - t_close) / 1000), -1, -1);
+	int nfds, kept;
+	bpf_fds(&nfds, &kept);
+	out("kcancel prefork child=%ld uid=%d mode=%s bpf_fds=%d bpf_fds_kept_by_exec=%d", i, (int)getuid(), mode_name(),
+	    nfds, kept);
+	_exit(0);
+}
+
+static int prefork(long n)
+{
+	struct endpoint ep;
+	int listener = probe_listen("v4", &ep), go[16][2], ready[2], status, failed = 0;
+	pid_t child[16];
+	int64_t fork_us = 0;	/* the fork() calls, in the master (a load each in mode ebpf) */
+	char c;
+
+	if (n < 1 || n > 16)
+		die("prefork: 1 to 16 children");
+	if (pipe(ready) < 0)
+		die("pipe");
+	/* Each child is ready (its fork handler ran, it is nobody) before the
+	 * next fork: a client queued while a child's handler runs would make
+	 * that child's first client one for epoll (its listener waits to be
+	 * seen empty). */
+	for (long i = 0; i < n; i++) {
+		if (pipe(go[i]) < 0)
+			die("pipe");
+		int64_t t0 = probe_now_ns();
+		child[i] = fork();
+		if (child[i] < 0)
+			die("fork");
+		if (child[i] > 0)
+			fork_us += (probe_now_ns() - t0) / 1000;
+		if (child[i] == 0) {
+			close(go[i][1]);
+			close(ready[0]);
+			prefork_child(listener, &ep, ready[1], go[i][0], i);
+		}
+		close(go[i][0]);
+		if (read(ready[0], &c, 1) != 1)
+			die("child not ready");
+	}
+	/* One child at a time accepts: a client is served by the child that
+	 * made it. */
+	for (long i = 0; i < n; i++) {
+		if (write(go[i][1], "g", 1) != 1)
+			die("go");
+		if (waitpid(child[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+			failed++;
+		close(go[i][1]);
+	}
+	int nfds, kept;
+	bpf_fds(&nfds, &kept);
+	out("kcancel prefork master children=%ld failed=%d fork_us_avg=%lld bpf_fds=%d", n, failed,
+	    (long long)(fork_us / n), nfds);
+	return failed != 0;
+}
+
 static int many(long n)
 {
 	struct endpoint ep;
@@ -500,6 +618,8 @@ int scenario_kcancel(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "many"))
 		return many(argc > 2 ? atol(argv[2]) : 300);
+	if (argc > 1 && !strcmp(argv[1], "prefork"))
+		return prefork(argc > 2 ? atol(argv[2]) : 2);
 	if (argc > 2 && !strcmp(argv[1], "drop"))
 		return dropped(argv[2]);
 	if (argc > 1 && !strcmp(argv[1], "fork"))
@@ -510,6 +630,6 @@ int scenario_kcancel(int argc, char **argv)
 		return busy();
 	if (argc > 1 && !strcmp(argv[1], "ambiguous"))
 		return ambiguous();
-	fprintf(stderr, "usage: kcancel block [N] | busy | fork | drop listen|accept | many [N] | ambiguous\n");
+	fprintf(stderr, "usage: kcancel block [N] | busy | fork | drop listen|accept | prefork [N] | many [N] | ambiguous\n");
 	return 2;
 }

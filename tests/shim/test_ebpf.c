@@ -3,7 +3,9 @@
  * back to epoll and says so in one line. The rest of the scenario suite runs
  * in both modes (meson.build). Needs root, as CI runs. */
 #include <criterion/criterion.h>
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -268,6 +270,48 @@ Test(ebpf, a_server_that_drops_privileges_keeps_the_kernel_cancelling)
 		cr_expect_eq(probe_field(&r, "kcancel drop", "cancelled"), 1, "%s: %s", when[i], r.out);
 		cr_expect_eq(probe_field(&r, "kcancel drop", "kernel_cancels"), 1, "%s: %s", when[i], r.out);
 		cr_expect(strstr(r.out, "canceller=kernel"), "%s: %s", when[i], r.out);
+		probe_result_free(&r);
+	}
+}
+
+static int count_of(const char *text, const char *what)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+Test(ebpf, prefork_children_that_drop_privileges_keep_mode_ebpf, .timeout = 60)
+{
+	need_ebpf();
+	/* A root master listens (and loads), forks 2 children that drop to
+	 * nobody at once: they could not load an instance of their own (EPERM:
+	 * epoll). The master loads one for each child before its fork. With
+	 * the kernel-side cancel, and without (the watcher cancels). */
+	const char *const *envs[] = { kcancel_on, kcancel_off };
+	for (int k = 0; k < 2; k++) {
+		struct probe_result r = probe_run(0, envs[k], "kcancel", "prefork", "2", NULL);
+		cr_expect_eq(probe_field(&r, "kcancel prefork master", "failed"), 0, "%s", r.err);
+		/* Its own instance only: what it loaded for each child was
+		 * closed after each fork. */
+		cr_expect_eq(probe_field(&r, "kcancel prefork master", "bpf_fds"), 4, "%s", r.out);
+		cr_expect(!strstr(r.err, "Operation not permitted"), "%s", r.err);
+		cr_expect_eq(count_of(r.err, "eBPF watcher: the instance the parent loaded for this child"), 2, "%s", r.err);
+		for (int i = 0; i < 2; i++) {
+			char line[64], mode[64], fds[64];
+			snprintf(line, sizeof line, "kcancel prefork child=%d n=", i);
+			snprintf(mode, sizeof mode, "kcancel prefork child=%d uid=65534 mode=ebpf", i);
+			cr_expect(strstr(r.out, mode), "child %d runs in mode ebpf as nobody\n%s%s", i, r.out, r.err);
+			/* The instance's four descriptors (two links, the port
+			 * filter, the ring), none of which an exec keeps. */
+			snprintf(fds, sizeof fds, "kcancel prefork child=%d uid=", i);
+			cr_expect_eq(probe_field(&r, fds, "bpf_fds"), 4, "child %d\n%s", i, r.out);
+			cr_expect_eq(probe_field(&r, fds, "bpf_fds_kept_by_exec"), 0, "child %d\n%s", i, r.out);
+			cr_expect_eq(probe_field(&r, line, "cancelled"), 1, "child %d\n%s%s", i, r.out, r.err);
+			cr_expect_eq(probe_field(&r, line, "kernel_cancels"), k == 0, "child %d\n%s%s", i, r.out, r.err);
+		}
+		cr_expect_eq(count_of(r.out, k == 0 ? "canceller=kernel" : "canceller=watcher"), 2, "%s", r.out);
 		probe_result_free(&r);
 	}
 }
