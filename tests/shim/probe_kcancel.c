@@ -200,6 +200,35 @@ static int wait_done(struct served *s, int ms)
 	return atomic_load(&s->done);
 }
 
+/* A client whose request the server thread started in s is blocked on: its
+ * descriptor. */
+static int client_blocked(struct served *s, const struct endpoint *ep)
+{
+	int fd = probe_connect(ep);
+
+	if (write(fd, "x", 1) != 1)
+		die("write");
+	while (!atomic_load(&s->bound))
+		;
+	if (probe_wait_blocked(getpid(), atomic_load(&s->tid), 2000) < 0)
+		die("server thread never blocked");
+	return fd;
+}
+
+/* The client fd leaves; the served request ends (cancelled, or released
+ * after 2 s). Microseconds from the close to the call's return, or -1 if the
+ * call was not cancelled. */
+static long client_leaves(struct served *s, int fd)
+{
+	int64_t t_close = probe_now_ns();
+
+	close(fd);
+	if (!wait_done(s, 2000) && write(s->up[1], "z", 1) != 1)
+		die("release");
+	finish(s);
+	return s->ret < 0 && s->err == ECANCELED ? (long)((s->t_return - t_close) / 1000) : -1;
+}
+
 static void print_stats(const char *what, long n, long cancelled, long worst_us, long switches, long elapsed_ms)
 {
 	out("kcancel %s n=%ld cancelled=%ld worst_us=%ld watcher_switches=%ld elapsed_ms=%ld kernel_cancels=%llu "
@@ -229,30 +258,18 @@ static int blocked(long n)
 		int fd;
 
 		start(&s, listener, 0);
-		fd = probe_connect(&ep);
-		if (write(fd, "x", 1) != 1)
-			die("write");
-		while (!atomic_load(&s.bound))
-			;
-		if (probe_wait_blocked(getpid(), atomic_load(&s.tid), 2000) < 0)
-			die("server thread never blocked");
+		fd = client_blocked(&s, &ep);
 		if (before < 0 && (wt = watcher_tid())) {
 			/* Counted from the first blocked call on: the watcher
 			 * thread started with the first binding. */
 			before = voluntary_switches(wt);
 			t0 = probe_now_ns();
 		}
-		int64_t t_close = probe_now_ns();
-		close(fd);
-		if (!wait_done(&s, 2000)) {
-			if (write(s.up[1], "z", 1) != 1)
-				die("release");
-		}
-		finish(&s);
-		if (s.ret < 0 && s.err == ECANCELED) {
-			lat[cancelled++] = (long)((s.t_return - t_close) / 1000);
-			if ((s.t_return - t_close) / 1000 > worst)
-				worst = (s.t_return - t_close) / 1000;
+		long us = client_leaves(&s, fd);
+		if (us >= 0) {
+			lat[cancelled++] = us;
+			if (us > worst)
+				worst = us;
 		}
 	}
 
@@ -369,13 +386,7 @@ static int forked(void)
 	char c;
 
 	start(&s, listener, 0);
-	fd = probe_connect(&ep);
-	if (write(fd, "x", 1) != 1)
-		die("write");
-	while (!atomic_load(&s.bound))
-		;
-	if (probe_wait_blocked(getpid(), atomic_load(&s.tid), 2000) < 0)
-		die("server thread never blocked");
+	fd = client_blocked(&s, &ep);
 	if (pipe(ready) < 0 || pipe(hold) < 0)
 		die("pipe");
 	child = fork();
@@ -397,14 +408,10 @@ static int forked(void)
 	close(hold[0]);
 	if (read(ready[0], &c, 1) != 1)
 		die("child");
-	int64_t t_close = probe_now_ns();
-	close(fd);
-	if (!wait_done(&s, 2000) && write(s.up[1], "z", 1) != 1)
-		die("release");
-	finish(&s);
+	long us = client_leaves(&s, fd);
 	close(hold[1]);	/* the child ends */
 	waitpid(child, NULL, 0);
-	print_stats("fork", 1, s.ret < 0 && s.err == ECANCELED, (long)((s.t_return - t_close) / 1000), -1, -1);
+	print_stats("fork", 1, us >= 0, us, -1, -1);
 	return 0;
 }
 
@@ -446,19 +453,9 @@ static int dropped(const char *when)
 	if (strcmp(when, "listen"))
 		become_nobody();
 	start(&s, listener, 0);
-	fd = probe_connect(&ep);
-	if (write(fd, "x", 1) != 1)
-		die("write");
-	while (!atomic_load(&s.bound))
-		;
-	if (probe_wait_blocked(getpid(), atomic_load(&s.tid), 2000) < 0)
-		die("server thread never blocked");
-	int64_t t_close = probe_now_ns();
-	close(fd);
-	if (!wait_done(&s, 2000) && write(s.up[1], "z", 1) != 1)
-		die("release");
-	finish(&s);
-	print_stats("drop", 1, s.ret < 0 && s.err == ECANCELED, (long)((s.t_return - t_close) / 1000), -1, -1);
+	fd = client_blocked(&s, &ep);
+	long us = client_leaves(&s, fd);
+	print_stats("drop", 1, us >= 0, us, -1, -1);
 	out("kcancel uid=%d", (int)getuid());
 	return 0;
 }
@@ -502,21 +499,11 @@ static void prefork_child(int listener, const struct endpoint *ep, int ready, in
 	if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 1)
 		_exit(1);
 	start(&s, listener, 0);
-	fd = probe_connect(ep);
-	if (write(fd, "x", 1) != 1)
-		die("write");
-	while (!atomic_load(&s.bound))
-		;
-	if (probe_wait_blocked(getpid(), atomic_load(&s.tid), 2000) < 0)
-		die("server thread never blocked");
-	int64_t t_close = probe_now_ns();
-	close(fd);
-	if (!wait_done(&s, 2000) && write(s.up[1], "z", 1) != 1)
-		die("release");
-	finish(&s);
+	fd = client_blocked(&s, ep);
+	long us = client_leaves(&s, fd);
 	char what[32];
 	snprintf(what, sizeof what, "prefork child=%ld", i);
-	print_stats(what, 1, s.ret < 0 && s.err == ECANCELED, (long)((s.t_return - t_close) / 1000), -1, -1);
+	print_stats(what, 1, us >= 0, us, -1, -1);
 	int nfds, kept;
 	bpf_fds(&nfds, &kept);
 	out("kcancel prefork child=%ld uid=%d mode=%s bpf_fds=%d bpf_fds_kept_by_exec=%d", i, (int)getuid(), mode_name(),
