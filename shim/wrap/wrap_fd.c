@@ -168,10 +168,11 @@ static int evict_own(int fd, int newfd)
 	return lost;
 }
 
-CS_EXPORT int dup2(int fd, int newfd)
+/* What the table learns from dup2/dup3 of fd onto newfd that returned r
+ * (lost: evict_own moved one of the shim's own descriptors off newfd). A
+ * dup2 onto itself changes nothing; dup3 refuses it. */
+static int duplicated_onto(int fd, int newfd, int r, int lost)
 {
-	int lost = evict_own(fd, newfd);
-	int r = cs_real.dup2(fd, newfd);
 	if (r >= 0 && fd != newfd)
 		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
 	if (r == 2)	/* a new stderr, chosen on purpose */
@@ -181,17 +182,16 @@ CS_EXPORT int dup2(int fd, int newfd)
 	return r;
 }
 
+CS_EXPORT int dup2(int fd, int newfd)
+{
+	int lost = evict_own(fd, newfd);
+	return duplicated_onto(fd, newfd, cs_real.dup2(fd, newfd), lost);
+}
+
 CS_EXPORT int dup3(int fd, int newfd, int flags)
 {
 	int lost = evict_own(fd, newfd);
-	int r = cs_real.dup3(fd, newfd, flags);
-	if (r >= 0)
-		KEEP_ERRNO(cs_fd_duplicated(fd, newfd));
-	if (r == 2)	/* a new stderr, chosen on purpose */
-		KEEP_ERRNO(cs_log_stderr_replaced());
-	if (lost && r >= 0)
-		KEEP_ERRNO(cs_watcher_lost(newfd));
-	return r;
+	return duplicated_onto(fd, newfd, cs_real.dup3(fd, newfd, flags), lost);
 }
 
 static int do_fcntl(int fd, int cmd, long arg)

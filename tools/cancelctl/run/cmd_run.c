@@ -18,6 +18,7 @@
 #include "check_path.h"
 #include "check_shim.h"
 #include "commands.h"
+#include "shim_name.h"
 
 #define EXIT_SETUP        2	/* usage, bad value, no library, refused program */
 #define EXIT_NOT_EXEC     126
@@ -216,14 +217,6 @@ static bool same_library(const char *entry, size_t len, const char *lib)
 	return same;
 }
 
-static bool is_other_shim(const char *entry, size_t len)
-{
-	static const char base[] = "libcancelshim.so";
-	size_t bl = sizeof base - 1;
-	return len >= bl && !memcmp(entry + len - bl, base, bl) &&
-	       (len == bl || entry[len - bl - 1] == '/');
-}
-
 /* LD_PRELOAD with lib appended: entries (separated by ':' or ' ', as ld.so
  * reads them) kept in order, lib added once, another libcancelshim.so
  * dropped (two copies would wrap every call twice). NULL on ENOMEM. */
@@ -240,7 +233,7 @@ static char *preload_value(const char *old, const char *lib, bool quiet)
 		if (len) {
 			if (same_library(p, len, lib)) {
 				present = true;
-			} else if (is_other_shim(p, len)) {
+			} else if (shim_name_matches(p, len)) {
 				if (!quiet)
 					fprintf(stderr, "cancelctl run: note: replacing %.*s in "
 						"LD_PRELOAD with %s\n", (int)len, p, lib);

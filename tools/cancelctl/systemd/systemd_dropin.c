@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shim_name.h"
+
 /* The next space-separated word of *p, quotes removed and backslash escapes
  * resolved (systemctl quotes or escapes a value with a space); NULL at the
  * end. malloc'd. */
@@ -59,14 +61,6 @@ char *dropin_env_lookup(const char *environment, const char *name)
 	return found;
 }
 
-static bool is_a_shim(const char *entry, size_t len)
-{
-	static const char base[] = "libcancelshim.so";
-	size_t bl = sizeof base - 1;
-	return len >= bl && !memcmp(entry + len - bl, base, bl) &&
-	       (len == bl || entry[len - bl - 1] == '/');
-}
-
 char *dropin_preload_merge(const char *old, const char *lib)
 {
 	size_t cap = (old ? strlen(old) : 0) + strlen(lib) + 2;
@@ -77,7 +71,7 @@ char *dropin_preload_merge(const char *old, const char *lib)
 	for (const char *p = old ? old : ""; *p;) {
 		size_t len = strcspn(p, ": ");
 		/* Ours, or another copy of it: two copies would wrap every call twice. */
-		if (len && !is_a_shim(p, len) && !(len == strlen(lib) && !memcmp(p, lib, len))) {
+		if (len && !shim_name_matches(p, len) && !(len == strlen(lib) && !memcmp(p, lib, len))) {
 			if (n)
 				out[n++] = ':';
 			memcpy(out + n, p, len);
