@@ -338,10 +338,11 @@ static struct cs_thread *io_slow(struct cs_thread *t, int fd, uint64_t slot, int
 		/* Waking an event loop (its pipe or eventfd) is how a pool
 		 * worker hands a connection back (puma's reactor, Tomcat's
 		 * poller, waitress's trigger); the loop may take a while to
-		 * park it, and the worker runs its next request meanwhile. */
+		 * park it, and the worker runs its next request meanwhile. The
+		 * wake-up itself then goes straight to libc: nothing to cancel. */
 		if (!reads && wakes_a_loop(slot))
 			unbind_self(t);
-		if (!dontwait && (call_class(fd, slot) & cs_proc.cfg.calls)) {
+		else if (!dontwait && (call_class(fd, slot) & cs_proc.cfg.calls)) {
 			watch_bound(t);
 			result = t;
 		}
